@@ -1,0 +1,1 @@
+"""Actions: one class per action, registered by name in ``actions.registry``."""

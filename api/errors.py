@@ -1,0 +1,198 @@
+"""Every error the API answers is JSON ``{"error": code, "message": what is wrong}``.
+
+Service errors map to one status each; bad input is a 4xx that says what to fix; anything
+unexpected is a 500 whose body says nothing about the code (the log has the traceback).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, OperationalError
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from engine.conductor import IllegalTransition
+from engine.store.errors import Conflict, Forbidden, NotFound
+
+log = logging.getLogger("riposte.api")
+
+RETRY_AFTER_SECONDS = 5
+_CODES = {
+    400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "body_too_large",
+    415: "unsupported_media_type",
+    422: "invalid_request",
+    500: "internal_error",
+    503: "unavailable",
+}
+_MAX_LISTED_PROBLEMS = 5
+
+
+class ApiError(Exception):
+    """An answer other than success, raised from a route or a dependency."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        code: str | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code or _CODES.get(status, "error")
+        self.message = message
+        self.headers = dict(headers or {})
+
+
+def unavailable(message: str) -> ApiError:
+    """Return the 503 that tells a sender to retry later."""
+    return ApiError(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    """Return the JSON body of an error answer."""
+    return {"error": code, "message": message, **extra}
+
+
+def error_response(
+    status: int, message: str, *, code: str | None = None,
+    headers: Mapping[str, str] | None = None, **extra: Any,
+) -> JSONResponse:
+    """Return an error answer."""
+    body = error_body(code or _CODES.get(status, "error"), message, **extra)
+    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+
+
+def install(app: FastAPI) -> None:
+    """Answer every known failure with its status and a JSON body."""
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(HTTPException, _http_exception)
+    app.add_exception_handler(NotFound, _status(404))
+    app.add_exception_handler(Conflict, _status(409))
+    app.add_exception_handler(IllegalTransition, _status(409))
+    app.add_exception_handler(Forbidden, _status(403))
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(DataError, _data_error)
+
+
+async def _api_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
+
+
+def _status(status: int) -> Any:
+    async def handler(request: Request, exc: Exception) -> JSONResponse:
+        return error_response(status, str(exc))
+
+    return handler
+
+
+async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, HTTPException)
+    message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no such endpoint: {request.method} {request.url.path}"
+    elif exc.status_code == 405:
+        message = f"{request.method} is not allowed on {request.url.path}"
+    return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    log.warning("database unavailable during %s %s: %s", request.method, request.url.path,
+                type(exc).__name__)
+    return error_response(
+        503, "the database is unavailable; retry later",
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
+
+
+async def _data_error(request: Request, exc: Exception) -> JSONResponse:
+    # Input validation keeps these out; a value the database still refuses is the caller's.
+    log.warning("database refused a value in %s %s: %s", request.method, request.url.path,
+                getattr(exc, "orig", exc))
+    return error_response(400, "a value in the request cannot be stored or searched "
+                               "(e.g. it holds a NUL character or is out of range)")
+
+
+async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = list(exc.errors())
+    for err in errors:
+        if err.get("type") == "json_invalid":
+            detail = (err.get("ctx") or {}).get("error", "not JSON")
+            position = err["loc"][-1] if err.get("loc") else "?"
+            return error_response(400, f"malformed JSON body: {detail} at position {position}",
+                                  code="malformed_json")
+        if tuple(err.get("loc", ())) == ("body",) and isinstance(err.get("input"), bytes):
+            return error_response(
+                415, "the body must be JSON sent with Content-Type: application/json"
+            )
+    problems = [{"field": _field(err.get("loc", ())), "problem": _problem(err)} for err in errors]
+    listed = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:_MAX_LISTED_PROBLEMS])
+    more = len(problems) - _MAX_LISTED_PROBLEMS
+    message = f"invalid request: {listed}" + (f" (and {more} more)" if more > 0 else "")
+    return error_response(422, message, problems=problems)
+
+
+def _field(loc: Any) -> str:
+    return ".".join(str(part) for part in loc) or "request"
+
+
+def _problem(err: Mapping[str, Any]) -> str:
+    kind = err.get("type", "")
+    if kind == "extra_forbidden":
+        return "unknown field"
+    if kind == "missing":
+        return "field required"
+    message = str(err.get("msg", "invalid value"))
+    # pydantic prefixes messages of our own validators with "Value error, ".
+    return message.removeprefix("Value error, ")
+
+
+class CatchAllMiddleware:
+    """Answer any exception nothing else handled with a bare 500, logging the traceback."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def tracking_send(message: Message) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, tracking_send)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:
+                raise  # the answer is half sent: only the server can cut the connection
+            body = json.dumps(error_body("internal_error", "internal error; it has been logged"))
+            await send({
+                "type": "http.response.start",
+                "status": 500,
+                "headers": [(b"content-type", b"application/json"),
+                            (b"content-length", str(len(body)).encode())],
+            })
+            await send({"type": "http.response.body", "body": body.encode()})

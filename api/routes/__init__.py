@@ -1,0 +1,17 @@
+"""One router per resource; each is thin: parse, authorise, call the store, shape the answer."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.routes import alerts, approvals, audit, health, metrics, playbooks, runs
+
+ROUTERS: tuple[APIRouter, ...] = (
+    health.router,
+    alerts.router,
+    runs.router,
+    approvals.router,
+    playbooks.router,
+    audit.router,
+    metrics.router,
+)

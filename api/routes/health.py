@@ -1,0 +1,33 @@
+"""Liveness and readiness probes (no token: load balancers and orchestrators call them)."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from sqlalchemy.exc import SQLAlchemyError
+
+from api.deps import RuntimeDep
+from api.errors import unavailable
+from api.schemas import Status
+
+log = logging.getLogger("riposte.api")
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz")
+def healthz() -> Status:
+    """Answer while the process is up."""
+    return Status(status="ok")
+
+
+@router.get("/readyz", responses={503: {"description": "The database is unreachable."}})
+def readyz(runtime: RuntimeDep) -> Status:
+    """Answer 200 when the database answers, 503 otherwise."""
+    try:
+        with runtime.engine.connect() as connection:
+            connection.exec_driver_sql("SELECT 1")
+    except SQLAlchemyError as exc:
+        log.warning("readiness check failed: %s", type(exc).__name__)
+        raise unavailable("the database is unreachable") from None
+    return Status(status="ok")

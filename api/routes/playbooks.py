@@ -1,0 +1,30 @@
+"""Playbooks: the loaded ones and the problems of the files that did not load."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+
+from api.deps import LibraryDep, ResponderCaller
+from api.schemas import PlaybookList, PlaybookOut, ProblemOut
+from engine.store.errors import NotFound
+
+router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
+
+
+@router.get("")
+def get_playbooks(caller: ResponderCaller, library: LibraryDep) -> PlaybookList:
+    """List the loaded playbooks and every problem of the invalid files."""
+    loaded = library.current()
+    return PlaybookList(
+        playbooks=[PlaybookOut.of(loaded[name]) for name in sorted(loaded)],
+        problems=[ProblemOut.of(p, directory=library.directory) for p in library.problems],
+    )
+
+
+@router.get("/{name}", responses={404: {"description": "No playbook of that name is loaded."}})
+def get_playbook(name: str, caller: ResponderCaller, library: LibraryDep) -> PlaybookOut:
+    """Show one loaded playbook with its YAML text."""
+    playbook = library.current().get(name)
+    if playbook is None:
+        raise NotFound(f"no playbook {name!r} is loaded")
+    return PlaybookOut.of(playbook, with_text=True)

@@ -1,0 +1,76 @@
+"""Runs: list, show with the journal, start by hand, cancel."""
+
+from __future__ import annotations
+
+import logging
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Query
+
+from api.deps import LibraryDep, Limit, Offset, ResponderCaller, SessionDep
+from api.schemas import RunIn, RunList, RunOut, RunSummary
+from engine.conductor import TRANSITIONS
+from engine.store.alerts import get_alert
+from engine.store.errors import NotFound
+from engine.store.runs import cancel_run, get_run, journal, list_runs, queue_run
+from riposte.logs import bound
+
+log = logging.getLogger("riposte.api")
+router = APIRouter(prefix="/v1/runs", tags=["runs"])
+
+_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such run."}}
+_STATUSES = ", ".join(TRANSITIONS)
+
+
+@router.get("")
+def get_runs(
+    caller: ResponderCaller,
+    session: SessionDep,
+    status: Annotated[str | None, Query(max_length=32, description=_STATUSES)] = None,
+    alert_id: Annotated[str | None, Query(max_length=36)] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> RunList:
+    """List runs, newest first, optionally of one status or one alert."""
+    runs = list_runs(session, status=status, alert_id=alert_id, limit=limit, offset=offset)
+    return RunList(runs=[RunSummary.of(run) for run in runs])
+
+
+@router.get("/{run_id}", responses=_NOT_FOUND)
+def get_one_run(run_id: str, caller: ResponderCaller, session: SessionDep) -> RunOut:
+    """Show a run with its context, its step journal and its approval requests."""
+    with bound(run_id=run_id):
+        run = get_run(session, run_id)
+        return RunOut.detailed(run, journal=journal(session, run.id))
+
+
+@router.post(
+    "", status_code=201, responses={404: {"description": "No such alert or playbook."}}
+)
+def start_run(
+    body: RunIn, caller: ResponderCaller, session: SessionDep, library: LibraryDep
+) -> RunOut:
+    """Queue a run of a loaded playbook on a stored alert."""
+    playbook = library.current().get(body.playbook)
+    if playbook is None:
+        raise NotFound(f"no playbook {body.playbook!r} is loaded (GET /v1/playbooks lists them)")
+    with bound(alert_id=body.alert_id), session.begin():
+        alert = get_alert(session, body.alert_id)
+        run = queue_run(session=session, alert_id=alert.id, playbook=playbook, mode=body.mode,
+                        started_by=caller.name)
+    with bound(alert_id=run.alert_id, run_id=run.id):
+        log.info("%s started %s run of %s", caller.name, run.mode, run.playbook)
+    return RunOut.detailed(run, journal=[])
+
+
+@router.post(
+    "/{run_id}/cancel",
+    responses={**_NOT_FOUND, 409: {"description": "The run has already ended."}},
+)
+def cancel(run_id: str, caller: ResponderCaller, session: SessionDep) -> RunOut:
+    """Cancel a run that has not ended; a step already executing finishes and is recorded."""
+    with bound(run_id=run_id):
+        with session.begin():
+            run = cancel_run(session=session, run_id=run_id, actor=caller.name)
+        log.info("%s cancelled run %s", caller.name, run_id)
+        return RunOut.detailed(run, journal=journal(session, run.id))

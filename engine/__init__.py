@@ -1,0 +1,1 @@
+"""The playbook engine: spec, conductor, runner, worker, storage and audit."""

@@ -1,0 +1,136 @@
+"""The append-only audit log: one writer function, a hash chain, and its verification."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
+
+from engine.store.models import AuditEvent
+from engine.store.types import utcnow
+
+GENESIS = "0" * 64
+# Any key that looks like it holds a credential is masked before it is stored or hashed.
+_SECRET_KEY = re.compile(r"token|password|secret|signature|authorization|credential", re.I)
+_AUDIT_LOCK = 0x52495053  # pg_advisory_xact_lock key that serialises the chain's tail
+
+
+def scrub(value: Any) -> Any:
+    """Return a JSON-safe copy of ``value`` with credential-like keys masked."""
+    if isinstance(value, dict):
+        return {
+            str(k): "***" if _SECRET_KEY.search(str(k)) else scrub(v) for k, v in value.items()
+        }
+    if isinstance(value, list | tuple):
+        return [scrub(v) for v in value]
+    if isinstance(value, str | int | float | bool) or value is None:
+        return value
+    return str(value)
+
+
+def row_hash(
+    *,
+    at: datetime,
+    actor: str,
+    verb: str,
+    alert_id: str | None,
+    run_id: str | None,
+    step_id: str | None,
+    details: Any,
+    prev_hash: str,
+) -> str:
+    """Hash one row's content together with the previous row's hash."""
+    body = json.dumps(
+        [at.isoformat(), actor, verb, alert_id, run_id, step_id, details, prev_hash],
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=True,
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def record(
+    session: Session,
+    *,
+    actor: str,
+    verb: str,
+    alert_id: str | None = None,
+    run_id: str | None = None,
+    step_id: str | None = None,
+    details: dict[str, Any] | None = None,
+) -> AuditEvent:
+    """Append one audit event in the caller's transaction (the only way rows are written)."""
+    bind = session.get_bind()
+    if bind.dialect.name == "postgresql":
+        # Writers queue here until the holder commits, so every row sees its true predecessor.
+        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
+    prev = session.execute(
+        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+    ).scalar_one_or_none()
+    prev_hash = prev or GENESIS
+    clean = scrub(details or {})
+    at = utcnow()
+    event = AuditEvent(
+        at=at,
+        actor=actor,
+        verb=verb,
+        alert_id=alert_id,
+        run_id=run_id,
+        step_id=step_id,
+        details=clean,
+        prev_hash=prev_hash,
+        hash=row_hash(
+            at=at,
+            actor=actor,
+            verb=verb,
+            alert_id=alert_id,
+            run_id=run_id,
+            step_id=step_id,
+            details=clean,
+            prev_hash=prev_hash,
+        ),
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+@dataclass(frozen=True)
+class ChainReport:
+    """The outcome of recomputing the audit chain."""
+
+    ok: bool
+    checked: int
+    first_broken_id: int | None = None
+    reason: str | None = None
+
+
+def verify(session: Session) -> ChainReport:
+    """Recompute every row's hash in order and name the first row that does not match."""
+    prev_hash = GENESIS
+    checked = 0
+    rows = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars()
+    for row in rows.yield_per(1000):
+        if row.prev_hash != prev_hash:
+            return ChainReport(False, checked, row.id, "prev_hash does not match the row before")
+        expected = row_hash(
+            at=row.at,
+            actor=row.actor,
+            verb=row.verb,
+            alert_id=row.alert_id,
+            run_id=row.run_id,
+            step_id=row.step_id,
+            details=row.details,
+            prev_hash=row.prev_hash,
+        )
+        if row.hash != expected:
+            return ChainReport(False, checked, row.id, "content does not match its hash")
+        prev_hash = row.hash
+        checked += 1
+    return ChainReport(True, checked)

@@ -1,0 +1,267 @@
+"""Load playbooks from YAML and report every problem with its file, line and step."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from actions import registry
+from engine import templates
+from engine.spec import Playbook, Step
+
+Loc = tuple[str | int, ...]
+
+
+@dataclass(frozen=True)
+class PlaybookProblem:
+    """One thing wrong with a playbook, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    step: str | None
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        step = f" step '{self.step}':" if self.step else ""
+        return f"{where}:{step} {self.message}"
+
+
+class PlaybookInvalid(Exception):
+    """A playbook that cannot be used, with every problem found in it."""
+
+    def __init__(self, problems: list[PlaybookProblem]) -> None:
+        super().__init__("\n".join(str(p) for p in problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class LoadedPlaybook:
+    """A valid playbook together with the exact text and hash it was parsed from."""
+
+    spec: Playbook
+    text: str
+    hash: str
+    file: str
+
+
+def text_hash(text: str) -> str:
+    """Return the hash that pins a playbook's text to a run."""
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+class _Loader(yaml.SafeLoader):
+    """YAML 1.2 booleans: only true/false, so a key such as ``on:`` stays the string 'on'."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:bool"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:bool", re.compile(r"^(?:true|True|TRUE|false|False|FALSE)$"), list("tTfF")
+)
+
+
+def parse_playbook(text: str, file: str = "<playbook>") -> LoadedPlaybook:
+    """Parse and validate playbook text; raise ``PlaybookInvalid`` listing every problem."""
+    try:
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark else None
+        raise PlaybookInvalid([PlaybookProblem(file, line, None, f"YAML: {exc.problem}")]) from exc
+    except yaml.YAMLError as exc:
+        raise PlaybookInvalid([PlaybookProblem(file, None, None, f"YAML: {exc}")]) from exc
+    if not isinstance(data, dict):
+        raise PlaybookInvalid([PlaybookProblem(file, 1, None, "a playbook must be a mapping")])
+    locator = _Locator(file, root, data)
+    try:
+        spec = Playbook.model_validate(data)
+    except ValidationError as exc:
+        # Steps that are valid on their own are still checked, so one run reports everything.
+        problems = [locator.problem(err["loc"], _message(err)) for err in exc.errors()]
+        problems += [locator.problem(loc, msg) for loc, msg in _semantic_problems(*_steps(data))]
+        raise PlaybookInvalid(problems) from exc
+    steps = list(enumerate(spec.steps))
+    problems = [
+        locator.problem(loc, msg)
+        for loc, msg in _semantic_problems(steps, [step.id for step in spec.steps])
+    ]
+    if problems:
+        raise PlaybookInvalid(problems)
+    return LoadedPlaybook(spec=spec, text=text, hash=text_hash(text), file=file)
+
+
+def load_file(path: Path) -> LoadedPlaybook:
+    """Read and parse one playbook file."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PlaybookInvalid([PlaybookProblem(str(path), None, None, str(exc))]) from exc
+    return parse_playbook(text, str(path))
+
+
+def playbook_files(paths: Iterable[Path]) -> list[Path]:
+    """Expand directories into the ``*.yml``/``*.yaml`` files they hold, sorted."""
+    files: list[Path] = []
+    for path in paths:
+        if path.is_dir():
+            files.extend(sorted([*path.glob("*.yml"), *path.glob("*.yaml")]))
+        else:
+            files.append(path)
+    return files
+
+
+def load_all(paths: Iterable[Path]) -> tuple[dict[str, LoadedPlaybook], list[PlaybookProblem]]:
+    """Load every playbook under ``paths``; return the valid ones by name and all problems."""
+    loaded: dict[str, LoadedPlaybook] = {}
+    problems: list[PlaybookProblem] = []
+    for path in playbook_files(paths):
+        try:
+            playbook = load_file(path)
+        except PlaybookInvalid as exc:
+            problems.extend(exc.problems)
+            continue
+        name = playbook.spec.name
+        if name in loaded:
+            problems.append(
+                PlaybookProblem(str(path), None, None, f"name {name!r} also used by "
+                                f"{loaded[name].file}")
+            )
+            continue
+        loaded[name] = playbook
+    return loaded, problems
+
+
+def _message(err: Any) -> str:
+    field = ".".join(str(p) for p in err["loc"][-1:]) if err["loc"] else "playbook"
+    if err["type"] == "extra_forbidden":
+        return f"unknown field {field!r}"
+    if err["type"] == "missing":
+        return f"missing field {field!r}"
+    return f"{field}: {err['msg']}"
+
+
+def _steps(data: dict[str, Any]) -> tuple[list[tuple[int, Step]], list[Any]]:
+    """Return the steps of an invalid playbook that are valid on their own, and every step id."""
+    raw = data.get("steps")
+    if not isinstance(raw, list):
+        return [], []
+    valid: list[tuple[int, Step]] = []
+    for i, item in enumerate(raw):
+        try:
+            valid.append((i, Step.model_validate(item)))
+        except ValidationError:
+            continue  # its problems are already reported
+    return valid, [item.get("id") if isinstance(item, dict) else None for item in raw]
+
+
+def _semantic_problems(steps: list[tuple[int, Step]], ids: list[Any]) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    seen: set[str] = set()
+    for i, step in steps:
+        if step.id in seen:
+            problems.append((("steps", i, "id"), f"duplicate step id {step.id!r}"))
+        seen.add(step.id)
+        if step.on_error not in ("fail", "continue") and step.on_error not in ids[i + 1 :]:
+            # Jumps go forward only, so no playbook can loop forever.
+            problems.append(
+                (("steps", i, "on_error"),
+                 f"on_error {step.on_error!r} is neither fail, continue nor a later step's id")
+            )
+        problems.extend((("steps", i, *loc), msg) for loc, msg in _step_problems(step))
+    return problems
+
+
+def _step_problems(step: Any) -> list[tuple[Loc, str]]:
+    problems: list[tuple[Loc, str]] = []
+    for loc, source in _template_strings(step.with_, ("with",)):
+        error = templates.syntax_error(source)
+        if error:
+            problems.append((loc, f"template error: {error}"))
+    if step.when is not None and (error := templates.syntax_error(step.when, expression=True)):
+        problems.append((("when",), f"expression error: {error}"))
+    if isinstance(step.for_each, str) and (
+        error := templates.syntax_error(step.for_each, expression=True)
+    ):
+        problems.append((("for_each",), f"expression error: {error}"))
+    try:
+        action = registry.get(step.action)
+    except KeyError as exc:
+        problems.append((("action",), str(exc.args[0])))
+        return problems
+    # Templated parameters are only known at run time: check the literal ones here.
+    templated = {k for k, v in step.with_.items() if _has_template(v)}
+    literal = {k: v for k, v in step.with_.items() if k not in templated}
+    try:
+        action.Input.model_validate(literal)
+    except ValidationError as exc:
+        for err in exc.errors():
+            if err["type"] == "missing" and err["loc"] and err["loc"][0] in templated:
+                continue
+            problems.append((("with", *err["loc"]), f"{step.action}: {_message(err)}"))
+    return problems
+
+
+def _has_template(value: Any) -> bool:
+    return any(True for _ in _template_strings(value, ()))
+
+
+def _template_strings(value: Any, loc: Loc) -> Iterable[tuple[Loc, str]]:
+    if isinstance(value, str) and templates.is_template(value):
+        yield loc, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _template_strings(v, (*loc, str(k)))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _template_strings(v, (*loc, i))
+
+
+class _Locator:
+    """Map a validation location (``steps.2.with.seconds``) to a YAML line and step id."""
+
+    def __init__(self, file: str, root: yaml.Node | None, data: dict[str, Any]) -> None:
+        self.file = file
+        self.root = root
+        self.data = data
+
+    def problem(self, loc: Sequence[str | int], message: str) -> PlaybookProblem:
+        return PlaybookProblem(self.file, self._line(loc), self._step(loc), message)
+
+    def _step(self, loc: Sequence[str | int]) -> str | None:
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            steps = self.data.get("steps")
+            if isinstance(steps, list) and loc[1] < len(steps) and isinstance(steps[loc[1]], dict):
+                step_id = steps[loc[1]].get("id")
+                return str(step_id) if step_id is not None else f"#{loc[1] + 1}"
+        return None
+
+    def _line(self, loc: Sequence[str | int]) -> int | None:
+        node = self.root
+        if node is None:
+            return None
+        for index, part in enumerate(loc):
+            if isinstance(node, yaml.MappingNode):
+                pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
+                if pair is None:  # a missing key: point at the mapping that lacks it
+                    break
+                # The last part names a key: its line, even when its value spans many lines.
+                node = pair[0] if index == len(loc) - 1 else pair[1]
+                continue
+            if isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+                if part >= len(node.value):
+                    break
+                node = node.value[part]
+                continue
+            break
+        return int(node.start_mark.line) + 1

@@ -1,0 +1,106 @@
+"""Rehearse a playbook against an alert in dry-run mode, with no database (``riposte plan``).
+
+The conductor and the runner are the ones a worker uses; only persistence is left out, and an
+approval step is shown as the request it would open and then treated as approved.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from engine import conductor, runner
+from engine.alerts import NormalizedAlert, template_view
+from engine.playbooks import LoadedPlaybook
+from engine.spec import Approval, Step
+from engine.templates import TemplateFailure
+
+REHEARSAL_ID = "rehearsal"
+
+
+@dataclass(frozen=True)
+class RehearsedStep:
+    """What one step would do: its resolved parameters and its dry-run outcome."""
+
+    id: str
+    action: str
+    status: str  # succeeded | failed | skipped (as the dry run went)
+    params: Any
+    output: Any
+    error: dict[str, Any] | None
+    approval: str | None  # "would ask approval of … for: …" when the step is guarded
+    run_status: str  # the run's status once this step is done
+
+
+def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[RehearsedStep]:
+    """Dry-run every step the run would reach, in order, as if every approval were granted."""
+    spec = playbook.spec
+    alert_view = template_view(REHEARSAL_ID, alert)
+    run_view = {"id": REHEARSAL_ID, "mode": "dry_run", "playbook": spec.name}
+    state = conductor.apply(conductor.initial_state(spec), "claim")
+    rehearsed: list[RehearsedStep] = []
+    # The cursor only moves forward (on_error jumps too), so each step runs at most once.
+    for _ in spec.steps:
+        step_id = conductor.next_step(spec, state)
+        if step_id is None:
+            break
+        step = spec.step(step_id)
+        approval: str | None = None
+        if step.approval is not None:
+            context = runner.template_context(alert=alert_view, state=state, run=run_view)
+            approval = _approval_request(step, step.approval, context)
+            if approval is not None:
+                state = conductor.approval_requested(state, step_id, REHEARSAL_ID)
+                state = conductor.approval_decided(state, step_id, approved=True)
+                state = conductor.apply(state, "claim")
+        context = runner.template_context(alert=alert_view, state=state, run=run_view)
+        outcome = runner.execute_step(
+            step, context, run_id=REHEARSAL_ID, mode="dry_run", sleep=_no_wait
+        )
+        state = conductor.step_finished(
+            spec,
+            state,
+            step_id,
+            status=outcome.status,
+            output=outcome.output,
+            error=outcome.error,
+            attempts=outcome.attempts,
+            vars_update=outcome.vars_update,
+        )
+        rehearsed.append(
+            RehearsedStep(
+                id=step.id,
+                action=step.action,
+                status=outcome.status,
+                params=outcome.params,
+                output=outcome.output,
+                error=outcome.error,
+                approval=approval,
+                run_status=state["status"],
+            )
+        )
+    return rehearsed
+
+
+def describe_approvers(approval: Approval) -> str:
+    """Say who may decide an approval request, the way a responder reads it."""
+    who = ", ".join(approval.approvers) if approval.approvers else "any responder or admin"
+    return f"{approval.required} of {who}" if approval.required > 1 else who
+
+
+def _approval_request(step: Step, approval: Approval, context: dict[str, Any]) -> str | None:
+    # As the worker does: a skipped step or one whose parameters do not render asks no one.
+    try:
+        if not runner.should_run(step, context):
+            return None
+        params = runner.resolve_params(step, context)
+    except TemplateFailure:
+        return None
+    reason = f" ({approval.reason})" if approval.reason else ""
+    plan = json.dumps(params, sort_keys=True, default=str)
+    return f"would ask approval of {describe_approvers(approval)}{reason} for: {plan}"
+
+
+def _no_wait(_seconds: float) -> None:
+    """Retries in a rehearsal go on at once: the point is the outcome, not the wait."""

@@ -1,0 +1,202 @@
+"""Execute one step: evaluate ``when``, expand ``for_each``, render, retry, time out, call.
+
+The runner does no database work; the worker persists what it returns.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import fnmatch
+import json
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_random_exponential,
+)
+
+from actions import registry
+from actions.base import Action, ActionContext, ActionError
+from engine.spec import Retry, Step
+from engine.templates import TemplateFailure, evaluate, render
+
+NO_RETRY = Retry(attempts=1)
+
+
+@dataclass
+class StepOutcome:
+    """What happened when a step was executed."""
+
+    status: str  # succeeded | failed | skipped
+    params: Any = None
+    output: Any = None
+    error: dict[str, Any] | None = None
+    attempts: int = 0
+    vars_update: dict[str, Any] = field(default_factory=dict)
+
+
+def template_context(
+    *, alert: Mapping[str, Any], state: Mapping[str, Any], run: Mapping[str, Any]
+) -> dict[str, Any]:
+    """Return the names a playbook's templates can use: alert, steps, vars, run."""
+    return {"alert": alert, "steps": state["steps"], "vars": state["vars"], "run": run}
+
+
+def should_run(step: Step, context: Mapping[str, Any]) -> bool:
+    """Evaluate the step's ``when`` (absent means yes)."""
+    return step.when is None or bool(evaluate(step.when, context))
+
+
+def resolve_params(step: Step, context: Mapping[str, Any]) -> list[dict[str, Any]] | dict[str, Any]:
+    """Render the step's parameters: one dict, or one per ``for_each`` item."""
+    if step.for_each is None:
+        params: dict[str, Any] = _json_safe(render(step.with_, context))
+        return params
+    items = evaluate(step.for_each, context) if isinstance(step.for_each, str) else step.for_each
+    if not isinstance(items, list | tuple):
+        raise TemplateFailure(f"for_each gave {type(items).__name__}, not a list")
+    return [_json_safe(render(step.with_, {**context, "item": item})) for item in items]
+
+
+def execute_step(
+    step: Step,
+    context: Mapping[str, Any],
+    *,
+    run_id: str,
+    mode: str,
+    cancelled: threading.Event | None = None,
+    sleep: Callable[[float], None] | None = None,
+) -> StepOutcome:
+    """Run one step to its outcome; failures become a failed outcome, never an exception."""
+    cancelled = cancelled or threading.Event()
+    try:
+        if not should_run(step, context):
+            return StepOutcome(status="skipped")
+        params = resolve_params(step, context)
+    except TemplateFailure as exc:
+        return _failed(None, "TemplateError", str(exc), 0)
+    action = registry.get(step.action)()
+    calls = params if isinstance(params, list) else [params]
+    outputs: list[Any] = []
+    vars_update: dict[str, Any] = {}
+    attempts = 0
+    for index, call in enumerate(calls):
+        ctx = ActionContext(run_id=run_id, step_id=step.id, mode=mode)
+        try:
+            outputs.append(
+                _call_with_retry(step, action, ctx, call, cancelled, sleep or cancelled.wait)
+            )
+        except ActionError as exc:
+            where = f" (item {index})" if step.for_each is not None else ""
+            return _failed(params, exc.code, exc.message + where, attempts + ctx.attempt)
+        attempts += ctx.attempt
+        vars_update.update(ctx.vars_update)
+    output = outputs if step.for_each is not None else outputs[0]
+    return StepOutcome(
+        status="succeeded",
+        params=params,
+        output=_json_safe(output),
+        attempts=attempts,
+        vars_update=_json_safe(vars_update),
+    )
+
+
+def _call_with_retry(
+    step: Step,
+    action: Action[Any],
+    ctx: ActionContext,
+    raw_params: dict[str, Any],
+    cancelled: threading.Event,
+    sleep: Callable[[float], Any],
+) -> Any:
+    try:
+        params = action.Input.model_validate(raw_params)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'with'}: {e['msg']}" for e in exc.errors()
+        )
+        raise ActionError("InvalidParameters", problems, retryable=False) from exc
+    policy = step.retry or NO_RETRY
+
+    def attempt() -> Any:
+        if cancelled.is_set():
+            raise ActionError("Cancelled", "the step was cancelled", retryable=False)
+        ctx.cancelled = threading.Event()  # per attempt: a timeout cuts short this one only
+        if ctx.dry_run and action.mutating:
+            return {"planned": [c.model_dump() for c in action.plan(ctx, params)]}
+        return _with_timeout(step.timeout, ctx, lambda: action.run(ctx, params))
+
+    def before(state: RetryCallState) -> None:
+        ctx.attempt = state.attempt_number
+
+    retrying = Retrying(
+        stop=stop_after_attempt(policy.attempts),
+        # Full jitter (AWS's advice): a random delay up to backoff * 2^n, capped.
+        wait=wait_random_exponential(multiplier=policy.backoff, max=policy.max_delay),
+        retry=retry_if_exception(lambda e: _retryable(e, policy.on)),
+        before=before,
+        sleep=sleep,
+        reraise=True,
+    )
+    try:
+        return retrying(attempt)
+    except ActionError:
+        raise
+    except Exception as exc:  # an action bug must fail the step, not the worker
+        raise ActionError(type(exc).__name__, str(exc), retryable=False) from exc
+
+
+def _retryable(exc: BaseException, codes: list[str]) -> bool:
+    return (
+        isinstance(exc, ActionError)
+        and exc.retryable
+        and any(fnmatch.fnmatchcase(exc.code, pattern) for pattern in codes)
+    )
+
+
+def _with_timeout(timeout: float | None, ctx: ActionContext, call: Callable[[], Any]) -> Any:
+    if timeout is None:
+        return call()
+    box: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            box["value"] = call()
+        except BaseException as exc:  # handed back to the caller's thread below
+            box["error"] = exc
+
+    started = time.monotonic()
+    # The copied context keeps the run and step ids on the action's log lines.
+    context = contextvars.copy_context()
+    thread = threading.Thread(
+        target=context.run, args=(target,), daemon=True, name=f"step-{ctx.step_id}"
+    )
+    thread.start()
+    thread.join(timeout)
+    if thread.is_alive():
+        # Actions watch ctx.cancelled; one that does not is abandoned, never waited for.
+        ctx.cancelled.set()
+        thread.join(min(1.0, timeout))
+        elapsed = time.monotonic() - started
+        raise ActionError("Timeout", f"attempt took longer than {timeout:g}s ({elapsed:.1f}s)")
+    if "error" in box:
+        raise box["error"]
+    return box.get("value")
+
+
+def _failed(params: Any, code: str, message: str, attempts: int) -> StepOutcome:
+    return StepOutcome(
+        status="failed", params=params, error={"code": code, "message": message}, attempts=attempts
+    )
+
+
+def _json_safe(value: Any) -> Any:
+    return json.loads(json.dumps(value, default=str))

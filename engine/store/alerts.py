@@ -1,0 +1,147 @@
+"""Alerts and deliveries: store an alert and queue the playbooks it triggers, in one go."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.alerts import NormalizedAlert, trigger_matches
+from engine.playbooks import LoadedPlaybook
+from engine.store.errors import NotFound
+from engine.store.models import Alert, Delivery
+from engine.store.runs import queue_run
+from engine.store.types import utcnow
+
+
+@dataclass
+class IngestResult:
+    """The stored alert, the runs it queued, and whether it was a repeat."""
+
+    alert_id: str
+    run_ids: list[str] = field(default_factory=list)
+    duplicate: bool = False
+
+
+def ingest_alert(
+    *,
+    session: Session,
+    alert: NormalizedAlert,
+    playbooks: Mapping[str, LoadedPlaybook],
+    endpoint: str,
+    body_sha256: str,
+    body_bytes: int,
+    actor: str,
+) -> IngestResult:
+    """Store an alert with its delivery and queue every playbook whose trigger matches it.
+
+    A repeat (same ``dedup_key``) only counts on the alert it repeats.
+    """
+    existing = None
+    if alert.dedup_key:
+        existing = session.execute(
+            select(Alert).where(Alert.dedup_key == alert.dedup_key).with_for_update()
+        ).scalars().first()
+    if existing is not None:
+        existing.occurrences += 1
+        existing.last_seen = utcnow()
+        _delivery(session, endpoint, alert.source, "duplicate", existing.id, body_sha256,
+                  body_bytes)
+        audit.record(session, actor=actor, verb="alert.repeated", alert_id=existing.id,
+                     details={"occurrences": existing.occurrences})
+        return IngestResult(alert_id=existing.id, duplicate=True)
+    row = Alert(
+        source=alert.source,
+        kind=alert.kind,
+        type=alert.type,
+        title=alert.title,
+        severity=alert.severity,
+        severity_label=alert.severity_label,
+        account=alert.account,
+        region=alert.region,
+        principal=alert.principal.model_dump(mode="json") if alert.principal else None,
+        resources=[r.model_dump(mode="json") for r in alert.resources],
+        details=alert.details,
+        dedup_key=alert.dedup_key,
+    )
+    session.add(row)
+    session.flush()
+    _delivery(session, endpoint, alert.source, "accepted", row.id, body_sha256, body_bytes)
+    audit.record(session, actor=actor, verb="alert.received", alert_id=row.id,
+                 details={"source": alert.source, "kind": alert.kind, "title": alert.title})
+    result = IngestResult(alert_id=row.id)
+    for playbook in playbooks.values():
+        trigger = playbook.spec.trigger
+        if trigger is not None and trigger_matches(trigger, alert):
+            run = queue_run(session=session, alert_id=row.id, playbook=playbook, mode="live",
+                            started_by="system")
+            result.run_ids.append(run.id)
+    return result
+
+
+def record_rejected_delivery(
+    *, session: Session, endpoint: str, source: str, reason: str, body_sha256: str,
+    body_bytes: int,
+) -> None:
+    """Keep a trace of a delivery that was refused, and why."""
+    _delivery(session, endpoint, source, "rejected", None, body_sha256, body_bytes, reason)
+
+
+def get_alert(session: Session, alert_id: str) -> Alert:
+    """Return one alert or raise ``NotFound``."""
+    alert = session.get(Alert, alert_id)
+    if alert is None:
+        raise NotFound(f"no alert {alert_id!r}")
+    return alert
+
+
+def list_alerts(session: Session, *, limit: int = 100, offset: int = 0) -> Sequence[Alert]:
+    """Return alerts, newest first."""
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
+    return session.execute(query).scalars().all()
+
+
+def as_normalized(alert: Alert) -> NormalizedAlert:
+    """Rebuild the normalized alert from its row (what playbooks see)."""
+    return NormalizedAlert.model_validate(
+        {
+            "source": alert.source,
+            "kind": alert.kind,
+            "type": alert.type,
+            "title": alert.title,
+            "severity": alert.severity,
+            "severity_label": alert.severity_label,
+            "account": alert.account,
+            "region": alert.region,
+            "principal": alert.principal,
+            "resources": alert.resources,
+            "details": alert.details,
+            "dedup_key": alert.dedup_key,
+        }
+    )
+
+
+def _delivery(
+    session: Session,
+    endpoint: str,
+    source: str,
+    outcome: str,
+    alert_id: str | None,
+    body_sha256: str,
+    body_bytes: int,
+    reason: str = "",
+) -> None:
+    session.add(
+        Delivery(
+            endpoint=endpoint,
+            source=source,
+            outcome=outcome,
+            alert_id=alert_id,
+            reason=reason[:1024],
+            body_sha256=body_sha256,
+            body_bytes=body_bytes,
+        )
+    )

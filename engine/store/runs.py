@@ -1,0 +1,265 @@
+"""Runs and their journal: queueing, claiming with a lease, recording steps."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from engine import audit, conductor, wakeup
+from engine.playbooks import LoadedPlaybook
+from engine.runner import StepOutcome
+from engine.store.errors import NotFound
+from engine.store.models import Run, StepRecord
+from engine.store.types import utcnow
+
+MODES = ("live", "dry_run")
+
+
+def queue_run(
+    *,
+    session: Session,
+    alert_id: str,
+    playbook: LoadedPlaybook,
+    mode: str,
+    started_by: str,
+) -> Run:
+    """Queue a run of ``playbook`` on an alert, pinning the playbook's text and hash."""
+    if mode not in MODES:
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+    state = conductor.initial_state(playbook.spec)
+    run = Run(
+        alert_id=alert_id,
+        playbook=playbook.spec.name,
+        playbook_hash=playbook.hash,
+        playbook_text=playbook.text,
+        mode=mode,
+        status=state["status"],
+        state=state,
+        started_by=started_by,
+    )
+    session.add(run)
+    session.flush()
+    audit.record(
+        session,
+        actor=started_by,
+        verb="run.queued",
+        alert_id=alert_id,
+        run_id=run.id,
+        details={"playbook": run.playbook, "playbook_hash": run.playbook_hash, "mode": mode},
+    )
+    wakeup.mark_runnable(session)
+    return run
+
+
+def get_run(session: Session, run_id: str) -> Run:
+    """Return one run or raise ``NotFound``."""
+    run = session.get(Run, run_id)
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    return run
+
+
+def list_runs(
+    session: Session,
+    *,
+    status: str | None = None,
+    alert_id: str | None = None,
+    limit: int = 100,
+    offset: int = 0,
+) -> Sequence[Run]:
+    """Return runs, newest first, optionally filtered."""
+    query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
+    if status:
+        query = query.where(Run.status == status)
+    if alert_id:
+        query = query.where(Run.alert_id == alert_id)
+    return session.execute(query).scalars().all()
+
+
+def journal(session: Session, run_id: str) -> Sequence[StepRecord]:
+    """Return a run's step journal in the order the steps started."""
+    query = select(StepRecord).where(StepRecord.run_id == run_id).order_by(StepRecord.id)
+    return session.execute(query).scalars().all()
+
+
+def cancel_run(*, session: Session, run_id: str, actor: str) -> Run:
+    """Cancel a run that has not ended; a step already executing finishes and is recorded."""
+    run = _locked(session, run_id)
+    new_state = conductor.apply(run.state, "cancel")
+    run.state = new_state
+    run.status = new_state["status"]
+    now = utcnow()
+    run.updated_at = run.finished_at = now
+    if run.lease_owner is None:
+        run.lease_expires_at = None
+    audit.record(session, actor=actor, verb="run.cancelled", alert_id=run.alert_id, run_id=run.id)
+    return run
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A run this worker now holds, and whether it took it over from an expired lease."""
+
+    run: Run
+    reclaimed: bool
+
+
+def claim_next_run(*, session: Session, worker: str, lease_seconds: float) -> Claim | None:
+    """Claim the oldest runnable run (queued, or running under an expired lease), or None."""
+    now = utcnow()
+    runnable = or_(
+        Run.status == conductor.QUEUED,
+        and_(Run.status == conductor.RUNNING, Run.lease_expires_at < now),
+    )
+    query = select(Run).where(runnable).order_by(Run.queued_at).limit(1)
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    run = session.execute(query).scalars().first()
+    if run is None:
+        return None
+    previous_owner = run.lease_owner
+    event = "claim" if run.status == conductor.QUEUED else "reclaim"
+    new_state = conductor.apply(run.state, event)
+    run.state = new_state
+    run.status = new_state["status"]
+    run.lease_owner = worker
+    run.lease_expires_at = now + timedelta(seconds=lease_seconds)
+    run.updated_at = now
+    interrupted = _interrupt_steps(session, run.id, now) if event == "reclaim" else []
+    if event == "reclaim":
+        audit.record(
+            session,
+            actor=worker,
+            verb="run.lease_expired",
+            alert_id=run.alert_id,
+            run_id=run.id,
+            details={"previous_owner": previous_owner, "interrupted_steps": interrupted},
+        )
+    return Claim(run=run, reclaimed=event == "reclaim")
+
+
+def renew_lease(*, session: Session, run_id: str, worker: str, lease_seconds: float) -> bool:
+    """Extend the worker's lease on a run; False means the lease is no longer ours."""
+    result = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.lease_owner == worker)
+        .values(lease_expires_at=utcnow() + timedelta(seconds=lease_seconds))
+    )
+    return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def begin_step(
+    *, session: Session, run: Run, step_id: str, action: str, worker: str
+) -> StepRecord:
+    """Write the journal row of a step that is about to execute."""
+    record = StepRecord(
+        run_id=run.id, step_id=step_id, action=action, status="running", worker=worker
+    )
+    session.add(record)
+    session.flush()
+    return record
+
+
+def finish_step(
+    *,
+    session: Session,
+    run_id: str,
+    record_id: str,
+    worker: str,
+    outcome: StepOutcome,
+    new_state: dict[str, Any],
+) -> Run | None:
+    """Record a step's outcome, the run's new state and the audit event together.
+
+    Returns None, writing nothing, when the worker no longer holds the run's lease.
+    """
+    run = _locked(session, run_id)
+    if run.lease_owner != worker:
+        return None
+    now = utcnow()
+    record = session.get(StepRecord, record_id)
+    assert record is not None
+    record.status = outcome.status
+    record.params = outcome.params
+    record.output = outcome.output
+    record.error = outcome.error
+    record.attempts = outcome.attempts
+    record.finished_at = now
+    was_running = run.status == conductor.RUNNING
+    if was_running:
+        run.state = new_state
+        run.status = new_state["status"]
+    run.updated_at = now
+    audit.record(
+        session,
+        actor=worker,
+        verb=f"step.{outcome.status}",
+        alert_id=run.alert_id,
+        run_id=run.id,
+        step_id=record.step_id,
+        details={"action": record.action, "attempts": outcome.attempts, "error": outcome.error},
+    )
+    if was_running and run.status in conductor.TERMINAL:
+        _finish(session, run, worker, now)
+    elif not was_running:  # cancelled while the step executed: the result is kept, no more
+        release(session=session, run=run)
+    return run
+
+
+def finish_run(*, session: Session, run: Run, worker: str) -> None:
+    """Close a run whose state is already final (audit row, lease released)."""
+    _finish(session, run, worker, utcnow())
+
+
+def release(*, session: Session, run: Run) -> None:
+    """Give up the lease on a run that is parked (waiting for approval)."""
+    run.lease_owner = None
+    run.lease_expires_at = None
+    run.updated_at = utcnow()
+
+
+def _finish(session: Session, run: Run, worker: str, now: datetime) -> None:
+    run.lease_owner = None
+    run.lease_expires_at = None
+    if run.finished_at is None:
+        run.finished_at = now
+    failed = [
+        f"{sid}: {s['error']['code']}: {s['error']['message']}"
+        for sid, s in run.state["steps"].items()
+        if s.get("status") == conductor.FAILED and s.get("error")
+    ]
+    if run.status == conductor.FAILED and failed:
+        run.error = failed[-1]
+    audit.record(
+        session,
+        actor=worker,
+        verb=f"run.{run.status}",
+        alert_id=run.alert_id,
+        run_id=run.id,
+        details={"error": run.error} if run.error else {},
+    )
+
+
+def _interrupt_steps(session: Session, run_id: str, now: datetime) -> list[str]:
+    rows = session.execute(
+        select(StepRecord).where(StepRecord.run_id == run_id, StepRecord.status == "running")
+    ).scalars().all()
+    for row in rows:
+        row.status = "interrupted"
+        row.finished_at = now
+        row.error = {"code": "LeaseExpired", "message": f"worker {row.worker} stopped renewing"}
+    return [row.step_id for row in rows]
+
+
+def _locked(session: Session, run_id: str) -> Run:
+    run = session.execute(
+        select(Run).where(Run.id == run_id).with_for_update()
+    ).scalars().first()
+    if run is None:
+        raise NotFound(f"no run {run_id!r}")
+    return run

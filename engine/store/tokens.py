@@ -1,0 +1,55 @@
+"""API tokens: created once, shown once, stored as a SHA-256 hash."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from engine import audit
+from engine.store.errors import Conflict
+from engine.store.models import ApiToken
+from engine.store.types import utcnow
+
+ROLES = ("ingest", "responder", "admin")
+PREFIX = "rip_"
+
+
+def token_hash(token: str) -> str:
+    """Hash a token for storage and lookup (tokens are random, so no salt is needed)."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def create_token(
+    *, session: Session, name: str, role: str, expires_at: datetime | None = None,
+    actor: str = "cli",
+) -> str:
+    """Create a token and return its only plaintext copy."""
+    if role not in ROLES:
+        raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    token = PREFIX + secrets.token_urlsafe(32)
+    try:
+        with session.begin_nested():
+            session.add(
+                ApiToken(name=name, role=role, token_hash=token_hash(token), expires_at=expires_at)
+            )
+    except IntegrityError:
+        raise Conflict(f"a token named {name!r} already exists") from None
+    audit.record(session, actor=actor, verb="token.created", details={"name": name, "role": role})
+    return token
+
+
+def authenticate(session: Session, token: str) -> ApiToken | None:
+    """Return the live token matching ``token``: not unknown, revoked or expired."""
+    row = session.execute(
+        select(ApiToken).where(ApiToken.token_hash == token_hash(token))
+    ).scalars().first()
+    if row is None or row.revoked_at is not None:
+        return None
+    if row.expires_at is not None and row.expires_at <= utcnow():
+        return None
+    return row

@@ -1,0 +1,65 @@
+"""Sandboxed Jinja2 for playbook text only; alert data is passed in as values, never rendered."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2.sandbox import SandboxedEnvironment
+
+_ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+# A parameter that is exactly one expression keeps the expression's native type.
+_SINGLE_EXPRESSION = re.compile(r"^\s*\{\{(?P<expr>(?:(?!\}\}).)*)\}\}\s*$", re.S)
+
+
+class TemplateFailure(Exception):
+    """A playbook template that does not render: syntax, undefined name or sandbox refusal."""
+
+
+def is_template(value: str) -> bool:
+    """Tell whether a playbook string holds Jinja2 markup."""
+    return "{{" in value or "{%" in value
+
+
+def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
+    """Evaluate a bare expression (``when``, ``for_each``) to its native value."""
+    try:
+        result = _ENV.compile_expression(expression, undefined_to_none=False)(**context)
+        if isinstance(result, Undefined):
+            result._fail_with_undefined_error()
+        return result
+    except TemplateError as exc:
+        raise TemplateFailure(f"{expression!r}: {exc}") from exc
+
+
+def render(value: Any, context: Mapping[str, Any]) -> Any:
+    """Render every template string inside ``value`` (dicts and lists walked recursively)."""
+    if isinstance(value, str):
+        if not is_template(value):
+            return value
+        single = _SINGLE_EXPRESSION.match(value)
+        if single:
+            return evaluate(single.group("expr"), context)
+        try:
+            return _ENV.from_string(value).render(**context)
+        except TemplateError as exc:
+            raise TemplateFailure(f"{value!r}: {exc}") from exc
+    if isinstance(value, dict):
+        return {k: render(v, context) for k, v in value.items()}
+    if isinstance(value, list):
+        return [render(v, context) for v in value]
+    return value
+
+
+def syntax_error(source: str, *, expression: bool = False) -> str | None:
+    """Return the syntax error of a template or bare expression, or None when it parses."""
+    try:
+        if expression:
+            _ENV.compile_expression(source)
+        else:
+            _ENV.parse(source)
+    except TemplateError as exc:
+        return str(exc)
+    return None

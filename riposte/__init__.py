@@ -1,0 +1,1 @@
+"""Riposte: automated incident response for AWS."""

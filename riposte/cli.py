@@ -1,0 +1,408 @@
+"""The ``riposte`` command: serve, work, validate and rehearse playbooks, administer the store."""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+
+import typer
+from pydantic import ValidationError
+
+from riposte.settings import Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
+    from engine.alerts import NormalizedAlert
+    from engine.playbooks import LoadedPlaybook
+    from engine.rehearsal import RehearsedStep
+
+app = typer.Typer(
+    name="riposte",
+    help="Automated incident response for AWS: alerts in, playbooks run, everything audited.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+token_app = typer.Typer(help="API tokens.", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(token_app, name="token")
+app.add_typer(audit_app, name="audit")
+
+
+class UserError(Exception):
+    """A failure the user can fix: printed as one line, no stack trace, exit status 1."""
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+@contextmanager
+def user_errors() -> Iterator[None]:
+    """Turn the failures a user can act on into one clear line and a non-zero exit."""
+    from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+
+    from engine.store.errors import Conflict, Forbidden, NotFound
+
+    try:
+        yield
+    except (UserError, Conflict, Forbidden, NotFound) as exc:
+        fail(str(exc))
+    except (ArgumentError, NoSuchModuleError) as exc:
+        fail(f"RIPOSTE_DATABASE_URL is not a usable database URL: {exc}")
+    except DBAPIError as exc:
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else str(exc)
+        fail(
+            f"database error: {reason} (is the database reachable and migrated? "
+            "run `riposte db upgrade`)"
+        )
+
+
+def load_settings() -> Settings:
+    """Read the settings from the environment, reporting a bad value by its variable."""
+    from riposte.settings import get_settings
+
+    try:
+        return get_settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"RIPOSTE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            for e in exc.errors()
+        )
+        fail(f"invalid settings: {problems}")
+
+
+def session_factory(settings: Settings) -> sessionmaker[Session]:
+    """Return sessions on the configured database."""
+    from engine.store.db import make_engine, make_sessionmaker
+
+    return make_sessionmaker(make_engine(settings.database_url))
+
+
+def shown_url(url: str) -> str:
+    """Return a database URL fit for printing: the password masked."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # a malformed URL: show nothing of it rather than a secret
+        return "<unparsable URL>"
+
+
+@app.command()
+def serve(
+    host: Annotated[str | None, typer.Option(help="Address to listen on [RIPOSTE_HOST].")] = None,
+    port: Annotated[int | None, typer.Option(help="Port to listen on [RIPOSTE_PORT].")] = None,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=0, help="In-process worker threads; 0 when `riposte worker` processes run runs."
+        ),
+    ] = 1,
+) -> None:
+    """Serve the HTTP API (and, by default, one in-process worker)."""
+    import uvicorn
+
+    from api.app import create_app
+    from riposte.logs import configure
+
+    settings = load_settings()
+    configure(settings.log_level)
+    with user_errors():
+        application = create_app(settings, in_process_workers=workers)
+    uvicorn.run(
+        application,
+        host=host or settings.host,
+        port=port if port is not None else settings.port,
+        log_config=None,
+    )
+
+
+@app.command()
+def worker(
+    worker_id: Annotated[
+        str | None, typer.Option("--id", help="Worker name [RIPOSTE_WORKER_ID]; default host:pid.")
+    ] = None,
+) -> None:
+    """Claim and drive runs until SIGTERM or Ctrl-C."""
+    from engine import wakeup
+    from engine.worker import Worker
+    from riposte.logs import configure
+
+    settings = load_settings()
+    configure(settings.log_level)
+    stop = threading.Event()
+
+    def request_stop(_signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+        wakeup.signal()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    if settings.worker_metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        start_http_server(settings.worker_metrics_port)
+    with user_errors():
+        Worker(
+            sessions=session_factory(settings),
+            worker_id=worker_id or settings.worker_id,
+            lease_seconds=settings.lease_seconds,
+            poll_seconds=settings.worker_poll_seconds,
+            approval_expiry=settings.approval_expires_in,
+        ).serve(stop)
+
+
+@app.command()
+def validate(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Playbook files or directories [default: RIPOSTE_PLAYBOOK_DIR]."),
+    ] = None,
+) -> None:
+    """Check playbooks; print every problem as file:line: step 'id': message."""
+    from engine.playbooks import load_all, playbook_files
+
+    targets = paths or [load_settings().playbook_dir]
+    if not playbook_files(targets):
+        fail(f"no *.yml or *.yaml playbook in {', '.join(str(p) for p in targets)}")
+    loaded, problems = load_all(targets)
+    for problem in problems:
+        typer.echo(str(problem))
+    if problems:
+        files = len({p.file for p in problems})
+        typer.echo(f"{len(problems)} problem(s) in {files} file(s)")
+        raise typer.Exit(1)
+    typer.echo(f"ok: {len(loaded)} playbooks")
+
+
+@app.command()
+def plan(
+    playbook: Annotated[str, typer.Argument(help="Playbook file, or a playbook's name.")],
+    alert_file: Annotated[
+        Path,
+        typer.Argument(help="Alert JSON: a POST /v1/alerts body or a normalized alert; - = stdin."),
+    ],
+) -> None:
+    """Dry-run a playbook against an alert file, without a database; exit 1 if it would fail."""
+    from engine.alerts import trigger_matches
+    from engine.rehearsal import rehearse
+
+    loaded = _playbook_argument(playbook)
+    alert = _alert_argument(alert_file)
+    # Each step's output is printed below; the actions' own log lines would only repeat it.
+    logging.getLogger("riposte.action").addHandler(logging.NullHandler())
+    logging.getLogger("riposte.action").propagate = False
+    spec = loaded.spec
+    typer.echo(f"dry run of playbook {spec.name!r} ({loaded.file}) against alert {alert.title!r}")
+    typer.echo(
+        f"  {alert.source}/{alert.kind} {alert.type or '-'}, severity {alert.severity} "
+        f"({alert.severity_label})"
+    )
+    if spec.trigger is None:
+        typer.echo("  note: the playbook has no trigger; only a responder can start it")
+    elif not trigger_matches(spec.trigger, alert):
+        typer.echo("  note: the trigger does not match this alert; it would not start this run")
+    steps = rehearse(loaded, alert)
+    for number, step in enumerate(steps, 1):
+        _print_rehearsed(number, step)
+    reached = {s.id for s in steps}
+    skipped_over = [s.id for s in spec.steps if s.id not in reached]
+    if skipped_over:
+        typer.echo(f"not reached: {', '.join(skipped_over)}")
+    final = steps[-1].run_status if steps else "succeeded"
+    typer.echo(f"result: the run would end {final}")
+    if final != "succeeded":
+        raise typer.Exit(1)
+
+
+@db_app.command("upgrade")
+def db_upgrade(
+    revision: Annotated[str, typer.Option(help="Alembic revision to migrate to.")] = "head",
+) -> None:
+    """Migrate the database to the latest schema (or to --revision)."""
+    from alembic.util.exc import CommandError
+
+    from engine.store.migrate import current, upgrade
+
+    settings = load_settings()
+    with user_errors():
+        try:
+            upgrade(settings.database_url, revision)
+        except (CommandError, FileNotFoundError) as exc:
+            raise UserError(str(exc)) from exc
+        at = current(settings.database_url)
+    typer.echo(f"database {shown_url(settings.database_url)} is at revision {at}")
+
+
+@token_app.command("create")
+def token_create(
+    name: Annotated[str, typer.Option(help="Unique name; it appears in the audit log.")],
+    role: Annotated[str, typer.Option(help="ingest, responder or admin.")],
+    expires_in_days: Annotated[
+        float | None, typer.Option(min=0, help="Days until the token stops working.")
+    ] = None,
+) -> None:
+    """Create an API token and print it (only the token on stdout; it is shown once)."""
+    from engine.store.tokens import ROLES, create_token
+    from engine.store.types import utcnow
+
+    if role not in ROLES:
+        fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
+    if not name.strip():
+        fail("--name must not be empty")
+    expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
+    settings = load_settings()
+    with user_errors():
+        with session_factory(settings).begin() as session:
+            token = create_token(session=session, name=name, role=role, expires_at=expires_at)
+    typer.echo(token)
+    until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
+    typer.echo(f"created {role} token {name!r}{until}; it is not shown again", err=True)
+
+
+@audit_app.command("verify")
+def audit_verify() -> None:
+    """Recompute the audit log's hash chain; name the first broken row (exit 1)."""
+    from engine.audit import verify
+
+    settings = load_settings()
+    with user_errors():
+        with session_factory(settings)() as session:
+            report = verify(session)
+    if report.ok:
+        typer.echo(f"ok: {report.checked} audit rows checked, the chain is intact")
+        return
+    typer.echo(
+        f"broken: audit row {report.first_broken_id}: {report.reason} "
+        f"({report.checked} rows before it are intact)"
+    )
+    raise typer.Exit(1)
+
+
+@app.command()
+def schema() -> None:
+    """Print the playbook JSON Schema (make schema writes it to playbooks/schema.json)."""
+    from engine.schema import render_schema
+
+    sys.stdout.write(render_schema())
+
+
+@app.command()
+def demo(
+    port: Annotated[int, typer.Option(help="Port to serve on; a free one if it is busy.")] = 8000,
+    keep_serving: Annotated[
+        bool,
+        typer.Option(
+            help="Keep serving for you to approve with curl; --no-keep-serving approves itself."
+        ),
+    ] = True,
+) -> None:
+    """Start a local Riposte, send it a sample alert and show the run waiting for approval."""
+    from riposte.demo import DemoFailed, run_demo
+
+    settings = load_settings()
+    with user_errors():
+        try:
+            status = run_demo(settings=settings, port=port, keep_serving=keep_serving)
+        except DemoFailed as exc:
+            raise UserError(f"demo: {exc}") from exc
+    raise typer.Exit(status)
+
+
+def _playbook_argument(argument: str) -> LoadedPlaybook:
+    from engine.playbooks import PlaybookInvalid, load_all, load_file
+
+    path = Path(argument)
+    if path.exists():
+        try:
+            return load_file(path)
+        except PlaybookInvalid as exc:
+            for problem in exc.problems:
+                typer.echo(str(problem), err=True)
+            fail(f"{argument} is not a valid playbook (`riposte validate {argument}`)")
+    directory = load_settings().playbook_dir
+    loaded, _problems = load_all([directory]) if directory.is_dir() else ({}, [])
+    if argument in loaded:
+        return loaded[argument]
+    known = f" (playbooks in {directory}: {', '.join(sorted(loaded))})" if loaded else ""
+    fail(f"no playbook file or playbook named {argument!r}{known}")
+
+
+def _alert_argument(path: Path) -> NormalizedAlert:
+    from api.schemas import AlertIn
+    from engine.alerts import NormalizedAlert
+
+    try:
+        text = sys.stdin.read() if str(path) == "-" else path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        fail(f"cannot read the alert file: {exc}")
+    try:
+        document = json.loads(text)
+    except json.JSONDecodeError as exc:
+        fail(f"{path}:{exc.lineno}: not JSON: {exc.msg}")
+    if not isinstance(document, dict):
+        fail(f"{path}: an alert is a JSON object")
+    try:
+        # A stored, normalized alert carries its severity label; a POST /v1/alerts body does not.
+        if "severity_label" in document:
+            return NormalizedAlert.model_validate(document)
+        return AlertIn.model_validate(document).normalized()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc']) or 'alert'}: {e['msg']}" for e in exc.errors()
+        )
+        fail(f"{path}: not an alert (a POST /v1/alerts body or a normalized alert): {problems}")
+
+
+def _print_rehearsed(number: int, step: RehearsedStep) -> None:
+    verdict = {"succeeded": "would run", "skipped": "skipped (when is false)"}.get(
+        step.status, "would fail"
+    )
+    typer.echo(f"{number}. {step.id} [{step.action}]: {verdict}")
+    if step.approval:
+        typer.echo(f"   {step.approval}")
+    if step.params is not None:
+        typer.echo(f"   params: {_compact(step.params)}")
+    planned = _planned_calls(step.output)
+    if planned is not None:
+        typer.echo("   planned calls:" if planned else "   planned calls: none")
+        for call in planned:
+            target = f" on {call['target']}" if call.get("target") else ""
+            typer.echo(
+                f"     {call['service']}.{call['operation']}({_compact(call.get('params', {}))})"
+                f"{target}"
+            )
+    elif step.output is not None:
+        typer.echo(f"   output: {_compact(step.output)}")
+    if step.error:
+        typer.echo(f"   error: {step.error['code']}: {step.error['message']}")
+
+
+def _planned_calls(output: Any) -> list[dict[str, Any]] | None:
+    outputs = output if isinstance(output, list) else [output]
+    if not outputs or not all(isinstance(o, dict) and "planned" in o for o in outputs):
+        return None
+    return [call for o in outputs for call in o["planned"]]
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+if __name__ == "__main__":
+    app()

@@ -1,0 +1,226 @@
+"""POST /v1/alerts: what is stored, what it starts, and how bad input is answered."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from api.app import create_app
+from riposte.settings import Settings
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.e2e.conftest import PostAlert, Tokens
+
+ROOT_ACTIVITY = """\
+name: root-activity
+description: Log any high-severity alert about the root account
+trigger:
+  source: [generic]
+  severity_at_least: HIGH
+  principal_type: [Root]
+steps:
+  - id: note
+    action: core.log
+    with:
+      message: "root activity: {{ alert.title }}"
+"""
+
+
+@pytest.fixture(autouse=True)
+def _playbooks(write_playbook: Callable[[str, str], Path]) -> None:
+    write_playbook("root-activity.yml", ROOT_ACTIVITY)
+
+
+def test_an_alert_matching_a_playbook_is_stored_and_queues_a_run(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    answer = post_alert(client, tokens.as_ingest, title="ConsoleLogin by root",
+                        severity="critical", principal={"type": "Root", "name": "root"})
+    assert answer["duplicate"] is False
+    assert len(answer["run_ids"]) == 1
+
+    run = client.get(f"/v1/runs/{answer['run_ids'][0]}", headers=tokens.as_responder).json()
+    assert (run["alert_id"], run["playbook"], run["status"]) == (
+        answer["alert_id"], "root-activity", "queued")
+    alert = client.get(f"/v1/alerts/{answer['alert_id']}", headers=tokens.as_responder).json()
+    assert alert["run_ids"] == answer["run_ids"]
+    assert (alert["severity"], alert["severity_label"]) == (90, "CRITICAL")
+    assert alert["principal"]["type"] == "Root"
+
+
+def test_an_alert_matching_no_playbook_is_stored_without_runs(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    answer = post_alert(client, tokens.as_ingest, title="ConsoleLogin by root", severity=30,
+                        principal={"type": "Root"})
+    assert answer["run_ids"] == []
+    alert = client.get(f"/v1/alerts/{answer['alert_id']}", headers=tokens.as_responder).json()
+    assert alert["run_ids"] == []
+    assert (alert["severity"], alert["severity_label"]) == (30, "LOW")
+
+
+def test_a_numeric_severity_gets_the_label_of_its_band(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    answer = post_alert(client, tokens.as_ingest, severity=75, principal={"type": "Root"})
+    alert = client.get(f"/v1/alerts/{answer['alert_id']}", headers=tokens.as_responder).json()
+    assert alert["severity_label"] == "HIGH"
+    assert len(answer["run_ids"]) == 1
+
+
+def test_a_repeat_with_the_same_dedup_key_counts_on_the_first_alert_and_starts_nothing(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    body = {"title": "root login", "severity": 95, "principal": {"type": "Root"},
+            "dedup_key": "cloudtrail:event-1"}
+    first = post_alert(client, tokens.as_ingest, **body)
+    again = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
+    assert again.status_code == 200
+    assert again.json() == {"alert_id": first["alert_id"], "run_ids": [], "duplicate": True}
+    alert = client.get(f"/v1/alerts/{first['alert_id']}", headers=tokens.as_responder).json()
+    assert alert["occurrences"] == 2
+    assert alert["run_ids"] == first["run_ids"]
+
+
+def test_alerts_are_listed_newest_first_with_paging(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    ids = [post_alert(client, tokens.as_ingest, title=f"a{i}")["alert_id"] for i in range(3)]
+    page = client.get("/v1/alerts?limit=2", headers=tokens.as_responder).json()["alerts"]
+    assert [a["id"] for a in page] == ids[::-1][:2]
+    rest = client.get("/v1/alerts?limit=2&offset=2", headers=tokens.as_responder).json()
+    assert [a["id"] for a in rest["alerts"]] == ids[:1]
+
+
+def test_an_unknown_alert_is_404(client: TestClient, tokens: Tokens) -> None:
+    response = client.get("/v1/alerts/no-such-alert", headers=tokens.as_responder)
+    assert response.status_code == 404
+    assert response.json() == {"error": "not_found", "message": "no alert 'no-such-alert'"}
+
+
+def test_malformed_json_is_400_saying_so(client: TestClient, tokens: Tokens) -> None:
+    response = client.post("/v1/alerts", content=b'{"title": "x", "severity": ',
+                           headers={**tokens.as_ingest, "Content-Type": "application/json"})
+    assert response.status_code == 400
+    assert response.json()["error"] == "malformed_json"
+    assert response.json()["message"].startswith("malformed JSON body: ")
+
+
+def test_an_unknown_field_is_422_naming_it(client: TestClient, tokens: Tokens) -> None:
+    response = client.post("/v1/alerts", json={"title": "x", "severity": 5, "sevrity": 5},
+                           headers=tokens.as_ingest)
+    assert response.status_code == 422
+    body = response.json()
+    assert body["error"] == "invalid_request"
+    assert body["problems"] == [{"field": "body.sevrity", "problem": "unknown field"}]
+    assert "body.sevrity" in body["message"]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"title": "x", "severity": "urgent"}, "body.severity"),
+        ({"title": "x", "severity": 101}, "body.severity"),
+        ({"title": "x", "severity": True}, "body.severity"),
+        ({"title": "x", "severity": [5]}, "body.severity"),
+        ({"title": 12, "severity": 5}, "body.title"),
+        ({"title": "", "severity": 5}, "body.title"),
+        ({"severity": 5}, "body.title"),
+        ({"title": "x", "severity": 5, "resources": [{"type": "AwsIamUser"}]},
+         "body.resources.0.id"),
+        ({"title": "x", "severity": 5, "principal": {"kind": "Root"}}, "body.principal.kind"),
+        ({"title": "x\u0000y", "severity": 5}, "body.title"),
+        ({"title": "x", "severity": 5, "details": {"k": "nul\u0000"}}, "body.details"),
+        ({"title": "x", "severity": 5, "account": "1" * 33}, "body.account"),
+    ],
+)
+def test_a_wrong_value_is_422_naming_the_field(
+    client: TestClient, tokens: Tokens, body: dict[str, object], field: str
+) -> None:
+    response = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
+    assert response.status_code == 422, response.text
+    assert field in [p["field"] for p in response.json()["problems"]]
+
+
+def test_a_body_that_is_not_a_json_object_is_refused(client: TestClient, tokens: Tokens) -> None:
+    as_text = client.post("/v1/alerts", content=b'{"title": "x", "severity": 5}',
+                          headers={**tokens.as_ingest, "Content-Type": "text/plain"})
+    assert as_text.status_code == 415
+    a_list = client.post("/v1/alerts", json=[1, 2], headers=tokens.as_ingest)
+    assert a_list.status_code == 422
+
+
+def test_a_body_over_the_limit_is_413_by_its_content_length(
+    client: TestClient, tokens: Tokens
+) -> None:
+    body = b'{"title": "' + b"x" * (64 * 1024) + b'", "severity": 5}'
+    response = client.post("/v1/alerts", content=body,
+                           headers={**tokens.as_ingest, "Content-Type": "application/json"})
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_a_chunked_body_over_the_limit_is_413_as_it_streams(
+    client: TestClient, tokens: Tokens
+) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"title": "'
+        for _ in range(100):
+            yield b"x" * 1024
+        yield b'", "severity": 5}'
+
+    response = client.post("/v1/alerts", content=chunks(),
+                           headers={**tokens.as_ingest, "Content-Type": "application/json"})
+    assert response.request.headers.get("Transfer-Encoding") == "chunked"
+    assert "Content-Length" not in response.request.headers
+    assert response.status_code == 413
+    assert response.json()["error"] == "body_too_large"
+
+
+def test_a_streamed_body_is_cut_off_at_the_limit_without_reading_the_rest(
+    settings: Settings,
+) -> None:
+    # The test client gathers a streamed body before delivering it, so speak ASGI directly to
+    # see how much of the stream the app consumes.
+    app = create_app(settings)
+    consumed = 0
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        nonlocal consumed
+        consumed += 1
+        return {"type": "http.request", "body": b"x" * 1024, "more_body": consumed < 1000}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {
+        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST",
+        "scheme": "http", "path": "/v1/alerts", "raw_path": b"/v1/alerts", "query_string": b"",
+        "root_path": "", "headers": [(b"content-type", b"application/json")],
+        "client": ("127.0.0.1", 1234), "server": ("testserver", 80), "state": {},
+    }
+    try:
+        asyncio.run(app(scope, receive, send))
+    finally:
+        app.state.runtime.engine.dispose()
+    assert sent[0]["type"] == "http.response.start"
+    assert sent[0]["status"] == 413
+    assert [m["type"] for m in sent] == ["http.response.start", "http.response.body"]
+    assert consumed == settings.max_body_bytes // 1024 + 1
+
+
+def test_a_chunked_body_under_the_limit_is_accepted(client: TestClient, tokens: Tokens) -> None:
+    def chunks() -> Iterator[bytes]:
+        yield b'{"title": "chunked", '
+        yield b'"severity": 5}'
+
+    response = client.post("/v1/alerts", content=chunks(),
+                           headers={**tokens.as_ingest, "Content-Type": "application/json"})
+    assert response.status_code == 202, response.text

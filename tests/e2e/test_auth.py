@@ -1,0 +1,88 @@
+"""Bearer tokens and roles: who may call what, and every refusal in the audit log."""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.e2e.conftest import Tokens
+
+ALERT = {"title": "t", "severity": 10}
+
+
+def test_a_request_without_a_token_is_refused_with_a_bearer_challenge(
+    client: TestClient,
+) -> None:
+    response = client.get("/v1/runs")
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert response.json()["error"] == "unauthorized"
+    assert "no bearer token" in response.json()["message"]
+
+
+@pytest.mark.parametrize("scheme", ["Basic dXNlcjpwYXNz", "Bearer", "rip_bare_token"])
+def test_a_malformed_authorization_header_is_refused(client: TestClient, scheme: str) -> None:
+    response = client.get("/v1/runs", headers={"Authorization": scheme})
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+
+
+@pytest.mark.parametrize("which", ["unknown", "expired", "revoked"])
+def test_a_dead_token_is_refused(client: TestClient, tokens: Tokens, which: str) -> None:
+    token = {"unknown": "rip_not-a-token", "expired": tokens.expired,
+             "revoked": tokens.revoked}[which]
+    response = client.get("/v1/runs", headers=tokens.bearer(token))
+    assert response.status_code == 401
+    assert response.headers["WWW-Authenticate"] == "Bearer"
+    assert token not in response.text
+
+
+def test_an_ingest_token_may_only_post_alerts(client: TestClient, tokens: Tokens) -> None:
+    assert client.post("/v1/alerts", json=ALERT, headers=tokens.as_ingest).status_code == 202
+    for path in ["/v1/alerts", "/v1/runs", "/v1/approvals", "/v1/playbooks", "/v1/audit",
+                 "/metrics"]:
+        response = client.get(path, headers=tokens.as_ingest)
+        assert response.status_code == 403, path
+        assert response.json()["error"] == "forbidden"
+    start = client.post("/v1/runs", json={"alert_id": "x", "playbook": "y"},
+                        headers=tokens.as_ingest)
+    assert start.status_code == 403
+
+
+def test_a_responder_may_read_but_not_post_alerts(client: TestClient, tokens: Tokens) -> None:
+    assert client.get("/v1/alerts", headers=tokens.as_responder).status_code == 200
+    assert client.get("/v1/audit", headers=tokens.as_responder).status_code == 200
+    response = client.post("/v1/alerts", json=ALERT, headers=tokens.as_responder)
+    assert response.status_code == 403
+    assert "ingest or admin" in response.json()["message"]
+
+
+def test_an_admin_may_do_everything(client: TestClient, tokens: Tokens) -> None:
+    assert client.post("/v1/alerts", json=ALERT, headers=tokens.as_admin).status_code == 202
+    for path in ["/v1/alerts", "/v1/runs", "/v1/approvals", "/v1/playbooks", "/v1/audit",
+                 "/v1/audit/verify", "/metrics"]:
+        assert client.get(path, headers=tokens.as_admin).status_code == 200, path
+
+
+def test_refusals_are_audited_with_path_and_reason_but_never_the_token(
+    client: TestClient, tokens: Tokens
+) -> None:
+    client.get("/v1/runs", headers=tokens.bearer(tokens.revoked))
+    client.get("/v1/approvals", headers=tokens.as_ingest)
+
+    events = client.get("/v1/audit", headers=tokens.as_admin).json()["events"]
+    refused = [e for e in events if e["verb"] == "auth.refused"]
+    assert [(e["actor"], e["details"]["path"]) for e in refused] == [
+        ("anonymous", "/v1/runs"),
+        ("sensor", "/v1/approvals"),
+    ]
+    assert "revoked" in refused[0]["details"]["reason"]
+    assert "ingest" in refused[1]["details"]["reason"]
+    everything = json.dumps(events)
+    assert tokens.revoked not in everything
+    assert tokens.ingest not in everything

@@ -1,0 +1,79 @@
+"""The audit log read over HTTP (filters, paging, verification) and the Prometheus metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.e2e.conftest import PostAlert, Tokens, WaitForRun
+
+LOG_IT = """\
+name: log-it
+trigger:
+  source: [generic]
+steps:
+  - id: note
+    action: core.log
+    with:
+      message: "{{ alert.title }}"
+"""
+
+
+def test_metrics_show_runs_by_status_and_alerts_received(
+    worker_client: TestClient,
+    tokens: Tokens,
+    post_alert: PostAlert,
+    wait_for_run: WaitForRun,
+    write_playbook: Callable[[str, str], Path],
+) -> None:
+    write_playbook("log-it.yml", LOG_IT)
+    run_id = post_alert(worker_client, tokens.as_ingest)["run_ids"][0]
+    wait_for_run(worker_client, run_id, tokens.as_responder, "succeeded")
+
+    response = worker_client.get("/metrics", headers=tokens.as_responder)
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    lines = response.text.splitlines()
+    assert 'riposte_runs{status="succeeded"} 1.0' in lines
+    assert 'riposte_runs{status="queued"} 0.0' in lines
+    assert "riposte_approvals_pending 0.0" in lines
+    assert any(line.startswith('riposte_alerts_received_total{outcome="accepted",source="generic"}')
+               for line in lines)
+
+
+def test_the_audit_log_is_filtered_and_paged_by_id(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    alerts = [post_alert(client, tokens.as_ingest, title=f"a{i}")["alert_id"] for i in range(3)]
+
+    def page(query: str) -> dict[str, object]:
+        response = client.get(f"/v1/audit?{query}", headers=tokens.as_admin)
+        assert response.status_code == 200, response.text
+        answer: dict[str, object] = response.json()
+        return answer
+
+    by_sensor = page("actor=sensor")["events"]
+    assert [(e["verb"], e["alert_id"]) for e in by_sensor] == [  # type: ignore[attr-defined]
+        ("alert.received", alert_id) for alert_id in alerts]
+    first = page("actor=sensor&limit=2")
+    assert first["next_after_id"] == first["events"][-1]["id"]  # type: ignore[index]
+    rest = page(f"actor=sensor&limit=2&after_id={first['next_after_id']}")
+    assert [e["alert_id"] for e in rest["events"]] == alerts[2:]  # type: ignore[attr-defined]
+    assert rest["next_after_id"] is None
+
+    since = by_sensor[1]["at"]  # type: ignore[index]
+    later = page(f"actor=sensor&since={since.replace('+', '%2B')}")["events"]
+    assert [e["alert_id"] for e in later] == alerts[1:]  # type: ignore[attr-defined]
+    assert page(f"alert_id={alerts[0]}")["events"][0]["verb"] == "alert.received"  # type: ignore[index]
+
+
+def test_audit_query_mistakes_are_422(client: TestClient, tokens: Tokens) -> None:
+    for query in ["limit=1001", "limit=0", "after_id=-1", "since=yesterday",
+                  "since=2026-01-01T00:00:00"]:
+        response = client.get(f"/v1/audit?{query}", headers=tokens.as_admin)
+        assert response.status_code == 422, query
+        assert response.json()["problems"][0]["field"].startswith("query.")

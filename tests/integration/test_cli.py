@@ -1,0 +1,433 @@
+"""The ``riposte`` command, run as a user runs it: a subprocess with RIPOSTE_* variables."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+from sqlalchemy import make_url, select, text
+from sqlalchemy.exc import DBAPIError
+
+from engine.playbooks import load_file, playbook_files
+from engine.schema import render_schema
+from engine.store.alerts import ingest_alert
+from engine.store.db import make_engine, make_sessionmaker
+from engine.store.models import AuditEvent, Run
+from engine.store.tokens import authenticate
+from riposte.demo import SAMPLE_ALERT
+from tests.integration.engine_helpers import make_alert
+
+ROOT = Path(__file__).resolve().parents[2]
+PLAYBOOKS = ROOT / "playbooks"
+EXAMPLE = PLAYBOOKS / "example-triage.yml"
+
+
+def riposte(
+    *args: str, db: str | None = None, cwd: Path = ROOT, **env: str
+) -> subprocess.CompletedProcess[str]:
+    """Run ``riposte ARGS`` with only the RIPOSTE_* variables given here."""
+    return subprocess.run(
+        [sys.executable, "-m", "riposte", *args],
+        capture_output=True,
+        text=True,
+        cwd=cwd,
+        env=cli_env(db, **env),
+        timeout=120,
+        check=False,
+    )
+
+
+def cli_env(db: str | None = None, **env: str) -> dict[str, str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RIPOSTE_")}
+    if db is not None:
+        clean["RIPOSTE_DATABASE_URL"] = db
+    return {**clean, "RIPOSTE_PLAYBOOK_DIR": str(PLAYBOOKS), **env}
+
+
+def no_traceback(result: subprocess.CompletedProcess[str]) -> None:
+    assert "Traceback" not in result.stdout + result.stderr, result.stderr
+
+
+@pytest.fixture
+def alert_file(tmp_path: Path) -> Path:
+    path = tmp_path / "alert.json"
+    path.write_text(json.dumps(SAMPLE_ALERT), encoding="utf-8")
+    return path
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+# ---------------------------------------------------------------------------------------------
+# validate
+
+
+def test_validate_accepts_the_shipped_playbooks() -> None:
+    result = riposte("validate", "playbooks/")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == f"ok: {len(playbook_files([PLAYBOOKS]))} playbooks"
+
+
+def test_validate_defaults_to_the_playbook_directory_setting(tmp_path: Path) -> None:
+    write(tmp_path / "book" / "one.yml", "name: one\nsteps:\n  - {id: a, action: core.log, "
+          "with: {message: hi}}\n")
+    result = riposte("validate", RIPOSTE_PLAYBOOK_DIR=str(tmp_path / "book"))
+    assert result.returncode == 0, result.stdout
+    assert "ok: 1 playbooks" in result.stdout
+
+
+def test_validate_reports_every_problem_with_file_line_step_and_a_suggestion(
+    tmp_path: Path,
+) -> None:
+    typo = write(
+        tmp_path / "typo.yml",
+        "name: typo\nsteps:\n  - id: hello\n    action: core.logg\n    with: {message: hi}\n",
+    )
+    field = write(
+        tmp_path / "field.yml",
+        "name: field\nsteps:\n  - id: nap\n    action: core.sleep\n    with: {seconds: 1}\n"
+        "    retyr: 3\n",
+    )
+    write(tmp_path / "fine.yml", "name: fine\nsteps:\n  - {id: a, action: core.log, "
+          "with: {message: hi}}\n")
+    result = riposte("validate", str(tmp_path))
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert (
+        f"{typo}:4: step 'hello': unknown action 'core.logg' (did you mean 'core.log'?)" in lines
+    )
+    assert f"{field}:6: step 'nap': unknown field 'retyr'" in lines
+    assert "2 problem(s) in 2 file(s)" in lines
+    no_traceback(result)
+
+
+def test_validate_refuses_a_path_without_playbooks(tmp_path: Path) -> None:
+    result = riposte("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert "no *.yml or *.yaml playbook" in result.stderr
+    missing = riposte("validate", str(tmp_path / "nope.yml"))
+    assert missing.returncode == 1
+    assert "nope.yml" in missing.stdout
+    no_traceback(missing)
+
+
+def test_validate_reports_two_playbooks_with_one_name(tmp_path: Path) -> None:
+    body = "name: same\nsteps:\n  - {id: a, action: core.log, with: {message: hi}}\n"
+    write(tmp_path / "a.yml", body)
+    write(tmp_path / "b.yml", body)
+    result = riposte("validate", str(tmp_path))
+    assert result.returncode == 1
+    assert "name 'same' also used by" in result.stdout
+
+
+# ---------------------------------------------------------------------------------------------
+# plan
+
+
+def test_plan_rehearses_every_step_and_shows_the_approval_it_would_ask(alert_file: Path) -> None:
+    result = riposte("plan", "playbooks/example-triage.yml", str(alert_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    for number, step in enumerate(load_file(EXAMPLE).spec.steps, 1):
+        assert f"{number}. {step.id} [{step.action}]: would run" in out
+    assert (
+        "would ask approval of any responder or admin (contain the principal) for: "
+        '{"level": "warning", "message": "would disable Roboman1"}'
+    ) in out
+    assert '"instance_ids": ["i-2oc7w12", "i-eob7w13"]' in out
+    assert '"source_ip": "180.163.251.231"' in out
+    assert "result: the run would end succeeded" in out
+    assert "note:" not in out  # the trigger matches the sample alert
+
+
+def test_plan_finds_a_playbook_by_name_and_reads_a_normalized_alert(tmp_path: Path) -> None:
+    alert = make_alert(source="cloudtrail", kind="api-call", type="TerminateInstances",
+                       principal={"type": "IAMUser", "name": "mallory"})
+    path = write(tmp_path / "normalized.json", alert.model_dump_json())
+    result = riposte("plan", "example-triage", str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "would disable mallory" in result.stdout
+
+
+def test_plan_says_when_steps_are_skipped_and_the_trigger_does_not_match(tmp_path: Path) -> None:
+    path = write(tmp_path / "low.json", json.dumps({"title": "quiet", "severity": "LOW"}))
+    result = riposte("plan", str(EXAMPLE), str(path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "note: the trigger does not match this alert" in result.stdout
+    assert "contain-principal [core.log]: skipped (when is false)" in result.stdout
+    assert "would ask approval" not in result.stdout
+
+
+def test_plan_exits_1_when_the_run_would_fail(tmp_path: Path, alert_file: Path) -> None:
+    book = write(
+        tmp_path / "failing.yml",
+        "name: failing\nsteps:\n"
+        "  - {id: flaky, action: core.fail, with: {code: Throttling}, retry: {attempts: 2}}\n"
+        "  - {id: after, action: core.log, with: {message: never}}\n",
+    )
+    result = riposte("plan", str(book), str(alert_file))
+    assert result.returncode == 1
+    assert "1. flaky [core.fail]: would fail" in result.stdout
+    assert "error: Throttling: failure injected by core.fail" in result.stdout
+    assert "not reached: after" in result.stdout
+    assert "result: the run would end failed" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not JSON"),
+        ('{"title": "x", "severity": "SEVERE"}', "severity"),
+        ('{"severity": 50}', "title"),
+        ("[1, 2]", "an alert is a JSON object"),
+    ],
+)
+def test_plan_explains_a_bad_alert_file(tmp_path: Path, content: str, message: str) -> None:
+    path = write(tmp_path / "alert.json", content)
+    result = riposte("plan", str(EXAMPLE), str(path))
+    assert result.returncode == 1
+    assert message in result.stderr
+    no_traceback(result)
+
+
+def test_plan_explains_a_missing_or_invalid_playbook(tmp_path: Path, alert_file: Path) -> None:
+    missing = riposte("plan", "no-such-playbook", str(alert_file))
+    assert missing.returncode == 1
+    assert "no playbook file or playbook named 'no-such-playbook'" in missing.stderr
+    assert "example-triage" in missing.stderr
+    bad = write(tmp_path / "bad.yml", "name: bad\nsteps:\n  - {id: a, action: core.logg}\n")
+    invalid = riposte("plan", str(bad), str(alert_file))
+    assert invalid.returncode == 1
+    assert "did you mean 'core.log'" in invalid.stderr
+    no_traceback(invalid)
+
+
+# ---------------------------------------------------------------------------------------------
+# schema
+
+
+def test_schema_prints_the_generated_schema() -> None:
+    result = riposte("schema")
+    assert result.returncode == 0
+    assert result.stdout == render_schema()
+
+
+# ---------------------------------------------------------------------------------------------
+# db, tokens, audit
+
+
+def test_db_upgrade_migrates_a_new_database_and_is_idempotent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'new.db'}"
+    first = riposte("db", "upgrade", db=url)
+    assert first.returncode == 0, first.stderr
+    assert "is at revision" in first.stdout
+    again = riposte("db", "upgrade", db=url)
+    assert again.returncode == 0, again.stderr
+    assert riposte("token", "create", "--name", "a", "--role", "admin", db=url).returncode == 0
+
+
+def test_db_upgrade_does_not_print_the_password() -> None:
+    result = riposte(
+        "db", "upgrade", db="postgresql+psycopg://u:s3cret@127.0.0.1:1/none?connect_timeout=2"
+    )
+    assert result.returncode == 1
+    assert "s3cret" not in result.stdout + result.stderr
+    no_traceback(result)
+
+
+def test_an_unmigrated_database_is_a_clear_error(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'empty.db'}"
+    result = riposte("token", "create", "--name", "a", "--role", "admin", db=url)
+    assert result.returncode == 1
+    assert "riposte db upgrade" in result.stderr
+    no_traceback(result)
+
+
+def test_token_create_prints_only_a_token_that_authenticates(db_url: str) -> None:
+    result = riposte("token", "create", "--name", "pager", "--role", "responder", db=db_url)
+    assert result.returncode == 0, result.stderr
+    token = result.stdout.strip()
+    assert result.stdout == token + "\n"
+    assert "pager" in result.stderr
+    engine = make_engine(db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            row = authenticate(session, token)
+            assert row is not None
+            assert (row.name, row.role) == ("pager", "responder")
+            assert authenticate(session, token + "x") is None
+    finally:
+        engine.dispose()
+
+
+def test_token_create_with_a_duplicate_name_fails(db_url: str) -> None:
+    assert riposte("token", "create", "--name", "ci", "--role", "ingest", db=db_url).returncode == 0
+    again = riposte("token", "create", "--name", "ci", "--role", "admin", db=db_url)
+    assert again.returncode == 1
+    assert again.stdout == ""
+    assert "a token named 'ci' already exists" in again.stderr
+    no_traceback(again)
+
+
+def test_token_create_refuses_an_unknown_role(sqlite_url: str) -> None:
+    result = riposte("token", "create", "--name", "x", "--role", "root", db=sqlite_url)
+    assert result.returncode == 1
+    assert "--role must be one of ingest, responder, admin" in result.stderr
+
+
+def test_a_token_that_expired_does_not_authenticate(sqlite_url: str) -> None:
+    result = riposte(
+        "token", "create", "--name", "brief", "--role", "admin", "--expires-in-days", "0.000001",
+        db=sqlite_url,
+    )
+    assert result.returncode == 0, result.stderr
+    time.sleep(0.2)
+    engine = make_engine(sqlite_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            assert authenticate(session, result.stdout.strip()) is None
+    finally:
+        engine.dispose()
+
+
+def test_audit_verify_passes_on_an_untouched_log(db_url: str) -> None:
+    for name in ("a", "b", "c"):
+        created = riposte("token", "create", "--name", name, "--role", "admin", db=db_url)
+        assert created.returncode == 0
+    result = riposte("audit", "verify", db=db_url)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip() == "ok: 3 audit rows checked, the chain is intact"
+
+
+def test_audit_verify_names_a_row_edited_behind_the_applications_back(sqlite_url: str) -> None:
+    for name in ("a", "b", "c"):
+        assert riposte("token", "create", "--name", name, "--role", "admin",
+                       db=sqlite_url).returncode == 0
+    database = make_url(sqlite_url).database
+    assert database is not None
+    with sqlite3.connect(database) as connection:
+        connection.execute("UPDATE audit_events SET verb='x' WHERE id=2")
+    connection.close()
+    result = riposte("audit", "verify", db=sqlite_url)
+    assert result.returncode == 1
+    assert result.stdout.startswith("broken: audit row 2: content does not match its hash")
+    assert "(1 rows before it are intact)" in result.stdout
+
+
+def test_postgres_refuses_to_edit_the_audit_log(pg_url: str) -> None:
+    assert riposte("token", "create", "--name", "a", "--role", "admin", db=pg_url).returncode == 0
+    engine = make_engine(pg_url)
+    try:
+        for statement in ("UPDATE audit_events SET verb='x'", "DELETE FROM audit_events"):
+            with pytest.raises(DBAPIError, match="refused"), engine.begin() as connection:
+                connection.execute(text(statement))
+        with make_sessionmaker(engine)() as session:
+            assert session.execute(select(AuditEvent.verb)).scalars().all() == ["token.created"]
+    finally:
+        engine.dispose()
+    result = riposte("audit", "verify", db=pg_url)
+    assert result.returncode == 0
+    assert result.stdout.startswith("ok: 1 audit rows checked")
+
+
+def test_a_bad_setting_is_named(sqlite_url: str) -> None:
+    result = riposte("audit", "verify", db=sqlite_url, RIPOSTE_LEASE_SECONDS="soon")
+    assert result.returncode == 1
+    assert "invalid settings: RIPOSTE_LEASE_SECONDS" in result.stderr
+    no_traceback(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# worker and serve
+
+
+def wait_until(condition: object, seconds: float = 30.0) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if callable(condition) and condition():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"not true after {seconds}s")
+
+
+def test_worker_drives_a_queued_run_and_stops_on_sigterm(db_url: str) -> None:
+    engine = make_engine(db_url)
+    sessions = make_sessionmaker(engine)
+    example = load_file(EXAMPLE)
+    alert = make_alert(source="cloudtrail", kind="api-call", type="TerminateInstances",
+                       severity=70, severity_label="HIGH",
+                       principal={"type": "IAMUser", "name": "Roboman1"})
+    with sessions.begin() as session:
+        ingested = ingest_alert(
+            session=session, alert=alert, playbooks={example.spec.name: example},
+            endpoint="test", body_sha256="0" * 64, body_bytes=0, actor="test",
+        )
+    [run_id] = ingested.run_ids
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "riposte", "worker", "--id", "cli-test-worker"],
+        cwd=ROOT, env=cli_env(db_url, RIPOSTE_WORKER_POLL_SECONDS="0.2"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    try:
+
+        def waiting() -> bool:
+            with sessions() as session:
+                return session.get(Run, run_id).status == "waiting_approval"  # type: ignore[union-attr]
+
+        wait_until(waiting)
+        worker.send_signal(signal.SIGTERM)
+        _, stderr = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.communicate()
+        engine.dispose()
+    assert worker.returncode == 0, stderr
+    assert "worker cli-test-worker stopped" in stderr
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def test_serve_answers_http_and_stops_on_sigint(sqlite_url: str) -> None:
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "riposte", "serve", "--port", str(port), "--workers", "0"],
+        cwd=ROOT, env=cli_env(sqlite_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+
+        def ready() -> bool:
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/runs").status_code == 401
+        server.send_signal(signal.SIGINT)
+        _, stderr = server.communicate(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.communicate()
+    assert server.returncode == 0, stderr
+    # Logs are JSON lines, uvicorn's included.
+    assert all(json.loads(line) for line in stderr.splitlines() if line.strip())
