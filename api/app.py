@@ -10,19 +10,18 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from fastapi import FastAPI
 from prometheus_client import REGISTRY, CollectorRegistry, Metric
 from prometheus_client.registry import Collector
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors
 from api.deps import Runtime
 from api.limits import BodyLimitMiddleware
 from api.routes import ROUTERS
-from engine import conductor, wakeup
+from engine import wakeup
 from engine.library import PlaybookLibrary
 from engine.metrics import DatabaseGauges
-from engine.store.approvals import PENDING
+from engine.store.approvals import count_pending
 from engine.store.db import make_engine, make_sessionmaker
-from engine.store.models import ApprovalRequest, Run
+from engine.store.runs import count_by_status
 from engine.worker import Worker, default_worker_id
 from riposte.settings import Settings, get_settings
 
@@ -110,13 +109,5 @@ class _ProcessMetrics(Collector):
 
 
 def _gauge_counts(sessions: sessionmaker[Session]) -> tuple[dict[str, int], int]:
-    # engine.store has no counting query yet; this belongs there (see the API's hand-over note).
     with sessions() as session:
-        by_status = dict.fromkeys(conductor.TRANSITIONS, 0)
-        rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
-        by_status.update({status: int(count) for status, count in rows})
-        pending = session.execute(
-            select(func.count()).select_from(ApprovalRequest)
-            .where(ApprovalRequest.status == PENDING)
-        ).scalar_one()
-    return by_status, pending
+        return count_by_status(session), count_pending(session)

@@ -13,13 +13,14 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Annotated
 
-from fastapi import Depends, Query, Request
+from fastapi import Depends, Path, Query, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.errors import ApiError
+from api.schemas import Text
 from engine import audit
 from engine.library import PlaybookLibrary
 from engine.store import tokens
@@ -47,10 +48,12 @@ RuntimeDep = Annotated[Runtime, Depends(get_runtime)]
 
 
 def get_settings(runtime: RuntimeDep) -> Settings:
+    """Return the settings the app was created with (not re-read from the environment)."""
     return runtime.settings
 
 
 def get_library(runtime: RuntimeDep) -> PlaybookLibrary:
+    """Return the playbook library, which reloads itself when its files change."""
     return runtime.library
 
 
@@ -63,8 +66,12 @@ def get_session(runtime: RuntimeDep) -> Iterator[Session]:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 LibraryDep = Annotated[PlaybookLibrary, Depends(get_library)]
 SessionDep = Annotated[Session, Depends(get_session)]
+
 Limit = Annotated[int, Query(ge=1, le=1000, description="Most items to return.")]
 Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")]
+# Ids in paths and filters are checked like body text, so every backend answers them alike.
+IdInPath = Annotated[Text, Path(min_length=1, max_length=128, description="An id the API gave.")]
+IdFilter = Annotated[Text | None, Query(min_length=1, max_length=128)]
 
 
 @dataclass(frozen=True)
@@ -76,6 +83,7 @@ class BodyDigest:
 
 
 async def get_body_digest(request: Request) -> BodyDigest:
+    """Return the digest of the request body."""
     body = await request.body()  # cached by Starlette: the body parameter reads the same bytes
     return BodyDigest(sha256=hashlib.sha256(body).hexdigest(), size=len(body))
 

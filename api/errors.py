@@ -6,19 +6,22 @@ unexpected is a 500 whose body says nothing about the code (the log has the trac
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import DataError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, OperationalError
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from engine.conductor import IllegalTransition
+from engine.store.alerts import record_rejected_delivery
 from engine.store.errors import Conflict, Forbidden, NotFound
 
 log = logging.getLogger("riposte.api")
@@ -38,6 +41,8 @@ _CODES = {
     503: "unavailable",
 }
 _MAX_LISTED_PROBLEMS = 5
+# Endpoints where a refused body is still a delivery to record.
+DELIVERY_ENDPOINTS = frozenset({"/v1/alerts"})
 
 
 class ApiError(Exception):
@@ -95,7 +100,7 @@ async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
 
 
-def _status(status: int) -> Any:
+def _status(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
     async def handler(request: Request, exc: Exception) -> JSONResponse:
         return error_response(status, str(exc))
 
@@ -130,6 +135,32 @@ async def _data_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
+    response = _validation_response(exc)
+    if request.method == "POST" and request.url.path in DELIVERY_ENDPOINTS:
+        await _record_rejected_delivery(request, response)
+    return response
+
+
+async def _record_rejected_delivery(request: Request, response: JSONResponse) -> None:
+    """Keep a trace of a refused delivery (every delivery is recorded, with its reason)."""
+    body = await request.body()
+    reason = json.loads(bytes(response.body)).get("message", "")
+
+    def record() -> None:
+        with request.app.state.runtime.sessions.begin() as session:
+            record_rejected_delivery(
+                session=session, endpoint=request.url.path, source="unknown",
+                reason=f"{response.status_code}: {reason}",
+                body_sha256=hashlib.sha256(body).hexdigest(), body_bytes=len(body),
+            )
+
+    try:
+        await run_in_threadpool(record)
+    except DBAPIError as err:  # the refusal stands even if its trace cannot be stored
+        log.warning("could not record a rejected delivery: %s", type(err).__name__)
+
+
+def _validation_response(exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = list(exc.errors())
     for err in errors:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -18,16 +18,8 @@ from engine.alerts import (
     SeverityLabel,
     severity_label,
 )
-from engine.audit import ChainReport
 from engine.playbooks import LoadedPlaybook, PlaybookProblem
-from engine.store.models import (
-    Alert,
-    ApprovalDecision,
-    ApprovalRequest,
-    AuditEvent,
-    Run,
-    StepRecord,
-)
+from engine.store.models import Alert, ApprovalDecision, ApprovalRequest, Run, StepRecord
 
 MAX_JSON_DEPTH = 32
 
@@ -64,7 +56,7 @@ def _check_json(value: Any, where: str, depth: int) -> None:
             _check_json(item, f"{where}[{index}]", depth + 1)
 
 
-def _located(check: Any, value: str, where: str) -> None:
+def _located(check: Callable[[str], str], value: str, where: str) -> None:
     try:
         check(value)
     except ValueError as exc:
@@ -92,6 +84,12 @@ class RequestModel(BaseModel):
     """Request bodies refuse unknown fields: a typo is an error, not a silent default."""
 
     model_config = ConfigDict(extra="forbid")
+
+
+class ResponseModel(BaseModel):
+    """Answers are read from the storage rows' attributes (a copy: rows never leave the API)."""
+
+    model_config = ConfigDict(from_attributes=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -171,7 +169,7 @@ class IngestOut(BaseModel):
     duplicate: bool
 
 
-class AlertOut(BaseModel):
+class AlertOut(ResponseModel):
     """One stored alert."""
 
     id: str
@@ -197,25 +195,9 @@ class AlertOut(BaseModel):
     @classmethod
     def of(cls, alert: Alert, *, runs: Sequence[Run] | None = None) -> AlertOut:
         """Shape a stored alert, with the ids of its runs when given."""
-        return cls(
-            id=alert.id,
-            source=alert.source,
-            kind=alert.kind,
-            type=alert.type,
-            title=alert.title,
-            severity=alert.severity,
-            severity_label=alert.severity_label,
-            account=alert.account,
-            region=alert.region,
-            principal=alert.principal,
-            resources=alert.resources,
-            details=alert.details,
-            dedup_key=alert.dedup_key,
-            occurrences=alert.occurrences,
-            first_seen=alert.first_seen,
-            last_seen=alert.last_seen,
-            run_ids=[run.id for run in runs] if runs is not None else None,
-        )
+        out = cls.model_validate(alert)
+        out.run_ids = [run.id for run in runs] if runs is not None else None
+        return out
 
 
 class AlertList(BaseModel):
@@ -237,7 +219,7 @@ class RunIn(RequestModel):
     mode: Mode = "live"
 
 
-class StepOut(BaseModel):
+class StepOut(ResponseModel):
     """One execution of a step, from the run's journal."""
 
     step_id: str
@@ -251,23 +233,8 @@ class StepOut(BaseModel):
     started_at: datetime
     finished_at: datetime | None
 
-    @classmethod
-    def of(cls, record: StepRecord) -> StepOut:
-        return cls(
-            step_id=record.step_id,
-            action=record.action,
-            status=record.status,
-            attempts=record.attempts,
-            params=record.params,
-            output=record.output,
-            error=record.error,
-            worker=record.worker,
-            started_at=record.started_at,
-            finished_at=record.finished_at,
-        )
 
-
-class ApprovalRef(BaseModel):
+class ApprovalRef(ResponseModel):
     """An approval request of a run, in brief."""
 
     id: str
@@ -275,7 +242,7 @@ class ApprovalRef(BaseModel):
     status: str
 
 
-class RunSummary(BaseModel):
+class RunSummary(ResponseModel):
     """A run, without its journal."""
 
     id: str
@@ -290,23 +257,8 @@ class RunSummary(BaseModel):
     finished_at: datetime | None
 
     @classmethod
-    def summary_fields(cls, run: Run) -> dict[str, Any]:
-        return {
-            "id": run.id,
-            "alert_id": run.alert_id,
-            "playbook": run.playbook,
-            "playbook_hash": run.playbook_hash,
-            "mode": run.mode,
-            "status": run.status,
-            "started_by": run.started_by,
-            "error": run.error,
-            "created_at": run.created_at,
-            "finished_at": run.finished_at,
-        }
-
-    @classmethod
     def of(cls, run: Run) -> RunSummary:
-        return cls(**cls.summary_fields(run))
+        return RunSummary.model_validate(run)
 
 
 class RunOut(RunSummary):
@@ -326,9 +278,9 @@ class RunOut(RunSummary):
             if step.get("approval")
         ]
         return cls(
-            **cls.summary_fields(run),
+            **RunSummary.of(run).model_dump(),
             vars=run.state.get("vars", {}),
-            steps=[StepOut.of(record) for record in journal],
+            steps=[StepOut.model_validate(record) for record in journal],
             approvals=approvals,
         )
 
@@ -351,25 +303,15 @@ class DecisionIn(RequestModel):
     )
 
 
-class DecisionOut(BaseModel):
+class DecisionOut(ResponseModel):
     actor: str
     decision: str
     reason: str
     plan_hash: str
     created_at: datetime
 
-    @classmethod
-    def of(cls, decision: ApprovalDecision) -> DecisionOut:
-        return cls(
-            actor=decision.actor,
-            decision=decision.decision,
-            reason=decision.reason,
-            plan_hash=decision.plan_hash,
-            created_at=decision.created_at,
-        )
 
-
-class ApprovalSummary(BaseModel):
+class ApprovalSummary(ResponseModel):
     """An approval request without its plan."""
 
     id: str
@@ -384,23 +326,8 @@ class ApprovalSummary(BaseModel):
     decided_at: datetime | None
 
     @classmethod
-    def summary_fields(cls, request: ApprovalRequest) -> dict[str, Any]:
-        return {
-            "id": request.id,
-            "run_id": request.run_id,
-            "step_id": request.step_id,
-            "status": request.status,
-            "plan_hash": request.plan_hash,
-            "required": request.required,
-            "approvers": request.approvers,
-            "created_at": request.created_at,
-            "expires_at": request.expires_at,
-            "decided_at": request.decided_at,
-        }
-
-    @classmethod
     def of(cls, request: ApprovalRequest) -> ApprovalSummary:
-        return cls(**cls.summary_fields(request))
+        return ApprovalSummary.model_validate(request)
 
 
 class ApprovalOut(ApprovalSummary):
@@ -414,9 +341,9 @@ class ApprovalOut(ApprovalSummary):
         cls, request: ApprovalRequest, *, decisions: Sequence[ApprovalDecision]
     ) -> ApprovalOut:
         return cls(
-            **cls.summary_fields(request),
+            **ApprovalSummary.of(request).model_dump(),
             plan=request.plan,
-            decisions=[DecisionOut.of(d) for d in decisions],
+            decisions=[DecisionOut.model_validate(d) for d in decisions],
         )
 
 
@@ -435,7 +362,7 @@ class StepBrief(BaseModel):
 
 
 class PlaybookOut(BaseModel):
-    """A loaded playbook: its name, trigger and steps (and its text on the single answer)."""
+    """A loaded playbook: its name, trigger and steps."""
 
     name: str
     description: str
@@ -443,18 +370,17 @@ class PlaybookOut(BaseModel):
     file: str
     trigger: dict[str, Any] | None
     steps: list[StepBrief]
-    text: str | None = None
 
     @classmethod
-    def of(cls, playbook: LoadedPlaybook, *, with_text: bool = False) -> PlaybookOut:
+    def summary_fields(cls, playbook: LoadedPlaybook) -> dict[str, Any]:
         spec = playbook.spec
-        return cls(
-            name=spec.name,
-            description=spec.description,
-            hash=playbook.hash,
-            file=Path(playbook.file).name,
-            trigger=spec.trigger.model_dump(mode="json") if spec.trigger else None,
-            steps=[
+        return {
+            "name": spec.name,
+            "description": spec.description,
+            "hash": playbook.hash,
+            "file": Path(playbook.file).name,
+            "trigger": spec.trigger.model_dump(mode="json") if spec.trigger else None,
+            "steps": [
                 StepBrief(
                     id=step.id,
                     action=step.action,
@@ -462,8 +388,21 @@ class PlaybookOut(BaseModel):
                 )
                 for step in spec.steps
             ],
-            text=playbook.text if with_text else None,
-        )
+        }
+
+    @classmethod
+    def of(cls, playbook: LoadedPlaybook) -> PlaybookOut:
+        return cls(**cls.summary_fields(playbook))
+
+
+class PlaybookDetail(PlaybookOut):
+    """A loaded playbook with the YAML text runs started now would pin."""
+
+    text: str
+
+    @classmethod
+    def detailed(cls, playbook: LoadedPlaybook) -> PlaybookDetail:
+        return cls(**cls.summary_fields(playbook), text=playbook.text)
 
 
 class ProblemOut(BaseModel):
@@ -488,7 +427,7 @@ class PlaybookList(BaseModel):
 # Audit
 
 
-class AuditEventOut(BaseModel):
+class AuditEventOut(ResponseModel):
     id: int
     at: datetime
     actor: str
@@ -500,21 +439,6 @@ class AuditEventOut(BaseModel):
     prev_hash: str
     hash: str
 
-    @classmethod
-    def of(cls, event: AuditEvent) -> AuditEventOut:
-        return cls(
-            id=event.id,
-            at=event.at,
-            actor=event.actor,
-            verb=event.verb,
-            alert_id=event.alert_id,
-            run_id=event.run_id,
-            step_id=event.step_id,
-            details=event.details,
-            prev_hash=event.prev_hash,
-            hash=event.hash,
-        )
-
 
 class AuditPage(BaseModel):
     events: list[AuditEventOut]
@@ -523,16 +447,11 @@ class AuditPage(BaseModel):
     )
 
 
-class ChainReportOut(BaseModel):
+class ChainReportOut(ResponseModel):
     ok: bool
     checked: int
     first_broken_id: int | None
     reason: str | None
-
-    @classmethod
-    def of(cls, report: ChainReport) -> ChainReportOut:
-        return cls(ok=report.ok, checked=report.checked, first_broken_id=report.first_broken_id,
-                   reason=report.reason)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -99,6 +100,32 @@ def record(
     session.add(event)
     session.flush()
     return event
+
+
+def list_events(
+    session: Session,
+    *,
+    alert_id: str | None = None,
+    run_id: str | None = None,
+    actor: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: int = 100,
+    after_id: int = 0,
+) -> Sequence[AuditEvent]:
+    """Return audit events oldest first, filtered, after the id ``after_id`` (for paging)."""
+    query = select(AuditEvent).where(AuditEvent.id > after_id)
+    if alert_id is not None:
+        query = query.where(AuditEvent.alert_id == alert_id)
+    if run_id is not None:
+        query = query.where(AuditEvent.run_id == run_id)
+    if actor is not None:
+        query = query.where(AuditEvent.actor == actor)
+    if since is not None:
+        query = query.where(AuditEvent.at >= since)
+    if until is not None:
+        query = query.where(AuditEvent.at < until)
+    return session.execute(query.order_by(AuditEvent.id).limit(limit)).scalars().all()
 
 
 @dataclass(frozen=True)

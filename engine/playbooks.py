@@ -58,7 +58,18 @@ def text_hash(text: str) -> str:
 
 
 class _Loader(yaml.SafeLoader):
-    """YAML 1.2 booleans: only true/false, so a key such as ``on:`` stays the string 'on'."""
+    """YAML 1.2 booleans (``on:`` stays the string 'on'), and no aliases.
+
+    Aliases buy a playbook nothing and allow self-reference and expansion bombs.
+    """
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()  # type: ignore[no-untyped-call]
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in playbooks", event.start_mark
+            )
+        return super().compose_node(parent, index)
 
 
 _Loader.yaml_implicit_resolvers = {

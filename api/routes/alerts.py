@@ -10,6 +10,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.deps import (
     BodyDigestDep,
+    IdInPath,
     IngestCaller,
     LibraryDep,
     Limit,
@@ -92,7 +93,7 @@ def get_alerts(
 
 
 @router.get(ENDPOINT + "/{alert_id}", responses={404: {"description": "No such alert."}})
-def get_one_alert(alert_id: str, caller: ResponderCaller, session: SessionDep) -> AlertOut:
+def get_one_alert(alert_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> AlertOut:
     """Show one alert with the ids of its runs."""
     with bound(alert_id=alert_id):
         alert = get_alert(session, alert_id)

@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
 
-from api.deps import ResponderCaller, SessionDep
+from api.deps import IdInPath, ResponderCaller, SessionDep
 from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
 from engine.store.approvals import PENDING, decide, decisions, get_request, list_requests
 from engine.store.approvals import may_decide as is_approver
@@ -43,7 +43,7 @@ def get_approvals(
 
 
 @router.get("/{request_id}", responses=_NOT_FOUND)
-def get_approval(request_id: str, caller: ResponderCaller, session: SessionDep) -> ApprovalOut:
+def get_approval(request_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> ApprovalOut:
     """Show a request, the plan it approves (and its hash), and the decisions so far."""
     request = get_request(session, request_id)
     with bound(run_id=request.run_id):
@@ -60,7 +60,7 @@ def get_approval(request_id: str, caller: ResponderCaller, session: SessionDep) 
     },
 )
 def post_decision(
-    request_id: str, body: DecisionIn, caller: ResponderCaller, session: SessionDep
+    request_id: IdInPath, body: DecisionIn, caller: ResponderCaller, session: SessionDep
 ) -> ApprovalOut:
     """Approve or reject a request; the run resumes (or ends) once the request settles."""
     with session.begin():

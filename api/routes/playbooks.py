@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.deps import LibraryDep, ResponderCaller
-from api.schemas import PlaybookList, PlaybookOut, ProblemOut
+from api.deps import IdInPath, LibraryDep, ResponderCaller
+from api.schemas import PlaybookDetail, PlaybookList, PlaybookOut, ProblemOut
 from engine.store.errors import NotFound
 
 router = APIRouter(prefix="/v1/playbooks", tags=["playbooks"])
@@ -22,9 +22,9 @@ def get_playbooks(caller: ResponderCaller, library: LibraryDep) -> PlaybookList:
 
 
 @router.get("/{name}", responses={404: {"description": "No playbook of that name is loaded."}})
-def get_playbook(name: str, caller: ResponderCaller, library: LibraryDep) -> PlaybookOut:
+def get_playbook(name: IdInPath, caller: ResponderCaller, library: LibraryDep) -> PlaybookDetail:
     """Show one loaded playbook with its YAML text."""
     playbook = library.current().get(name)
     if playbook is None:
         raise NotFound(f"no playbook {name!r} is loaded")
-    return PlaybookOut.of(playbook, with_text=True)
+    return PlaybookDetail.detailed(playbook)

@@ -6,8 +6,9 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import AfterValidator
 
-from api.deps import LibraryDep, Limit, Offset, ResponderCaller, SessionDep
+from api.deps import IdFilter, IdInPath, LibraryDep, Limit, Offset, ResponderCaller, SessionDep
 from api.schemas import RunIn, RunList, RunOut, RunSummary
 from engine.conductor import TRANSITIONS
 from engine.store.alerts import get_alert
@@ -22,12 +23,20 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such run
 _STATUSES = ", ".join(TRANSITIONS)
 
 
+def _known_status(value: str) -> str:
+    if value not in TRANSITIONS:
+        raise ValueError(f"unknown run status; one of {_STATUSES}")
+    return value
+
+
 @router.get("")
 def get_runs(
     caller: ResponderCaller,
     session: SessionDep,
-    status: Annotated[str | None, Query(max_length=32, description=_STATUSES)] = None,
-    alert_id: Annotated[str | None, Query(max_length=36)] = None,
+    status: Annotated[
+        Annotated[str, AfterValidator(_known_status)] | None, Query(description=_STATUSES)
+    ] = None,
+    alert_id: IdFilter = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> RunList:
@@ -37,7 +46,7 @@ def get_runs(
 
 
 @router.get("/{run_id}", responses=_NOT_FOUND)
-def get_one_run(run_id: str, caller: ResponderCaller, session: SessionDep) -> RunOut:
+def get_one_run(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
     """Show a run with its context, its step journal and its approval requests."""
     with bound(run_id=run_id):
         run = get_run(session, run_id)
@@ -67,7 +76,7 @@ def start_run(
     "/{run_id}/cancel",
     responses={**_NOT_FOUND, 409: {"description": "The run has already ended."}},
 )
-def cancel(run_id: str, caller: ResponderCaller, session: SessionDep) -> RunOut:
+def cancel(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
     """Cancel a run that has not ended; a step already executing finishes and is recorded."""
     with bound(run_id=run_id):
         with session.begin():

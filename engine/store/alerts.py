@@ -6,6 +6,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import audit
@@ -67,8 +68,14 @@ def ingest_alert(
         details=alert.details,
         dedup_key=alert.dedup_key,
     )
-    session.add(row)
-    session.flush()
+    try:
+        with session.begin_nested():
+            session.add(row)
+    except IntegrityError:
+        # A concurrent delivery of the same alert committed first: this one is its repeat.
+        return ingest_alert(session=session, alert=alert, playbooks=playbooks,
+                            endpoint=endpoint, body_sha256=body_sha256, body_bytes=body_bytes,
+                            actor=actor)
     _delivery(session, endpoint, alert.source, "accepted", row.id, body_sha256, body_bytes)
     audit.record(session, actor=actor, verb="alert.received", alert_id=row.id,
                  details={"source": alert.source, "kind": alert.kind, "title": alert.title})

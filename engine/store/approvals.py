@@ -92,6 +92,12 @@ def list_requests(session: Session, *, status: str | None = None) -> Sequence[Ap
     return session.execute(query).scalars().all()
 
 
+def count_pending(session: Session) -> int:
+    """Return how many approval requests wait for a decision."""
+    query = select(func.count()).select_from(ApprovalRequest)
+    return int(session.execute(query.where(ApprovalRequest.status == PENDING)).scalar_one())
+
+
 def decisions(session: Session, request_id: str) -> Sequence[ApprovalDecision]:
     """Return the decisions made on a request so far."""
     query = select(ApprovalDecision).where(ApprovalDecision.request_id == request_id)
@@ -127,6 +133,8 @@ def decide(
         raise Forbidden(f"{actor!r} is not an approver of request {request_id}")
     run = session.get(Run, request.run_id)
     assert run is not None
+    if run.status != conductor.WAITING_APPROVAL:
+        raise Conflict(f"run {run.id} is {run.status}; its approval can no longer be decided")
     if run.started_by == actor:
         raise Forbidden(f"{actor!r} started run {run.id} and cannot approve it")
     if seen_plan_hash is not None and seen_plan_hash != request.plan_hash:

@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor, wakeup
 from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
 from engine.store.errors import NotFound
-from engine.store.models import Run, StepRecord
+from engine.store.models import ApprovalRequest, Run, StepRecord
 from engine.store.types import utcnow
 
 MODES = ("live", "dry_run")
@@ -81,6 +81,14 @@ def list_runs(
     return session.execute(query).scalars().all()
 
 
+def count_by_status(session: Session) -> dict[str, int]:
+    """Return how many runs are in each status (every status listed, zeros included)."""
+    counts = dict.fromkeys(conductor.TRANSITIONS, 0)
+    rows = session.execute(select(Run.status, func.count()).group_by(Run.status)).all()
+    counts.update({status: int(count) for status, count in rows})
+    return counts
+
+
 def journal(session: Session, run_id: str) -> Sequence[StepRecord]:
     """Return a run's step journal in the order the steps started."""
     query = select(StepRecord).where(StepRecord.run_id == run_id).order_by(StepRecord.id)
@@ -97,7 +105,17 @@ def cancel_run(*, session: Session, run_id: str, actor: str) -> Run:
     run.updated_at = run.finished_at = now
     if run.lease_owner is None:
         run.lease_expires_at = None
-    audit.record(session, actor=actor, verb="run.cancelled", alert_id=run.alert_id, run_id=run.id)
+    # A cancelled run's open approval requests can no longer be decided.
+    closed = session.execute(
+        update(ApprovalRequest)
+        .where(ApprovalRequest.run_id == run.id, ApprovalRequest.status == "pending")
+        .values(status="cancelled", decided_at=now)
+        .execution_options(synchronize_session="fetch")
+    )
+    audit.record(
+        session, actor=actor, verb="run.cancelled", alert_id=run.alert_id, run_id=run.id,
+        details={"approvals_closed": closed.rowcount},  # type: ignore[attr-defined]
+    )
     return run
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
@@ -116,10 +117,15 @@ MakeClient = Callable[..., AbstractContextManager[TestClient]]
 
 @pytest.fixture
 def make_client() -> MakeClient:
-    """Return ``make(settings, workers=0)``: a client whose app runs its lifespan while used."""
+    """Return ``make(settings or app, workers=0)``: a client whose app runs its lifespan while
+    used (enter it with ``with``)."""
 
-    def make(settings: Settings, *, workers: int = 0) -> AbstractContextManager[TestClient]:
-        return TestClient(create_app(settings, in_process_workers=workers))
+    def make(
+        target: Settings | FastAPI, *, workers: int = 0
+    ) -> AbstractContextManager[TestClient]:
+        app = target if isinstance(target, FastAPI) else create_app(
+            target, in_process_workers=workers)
+        return TestClient(app)
 
     return make
 

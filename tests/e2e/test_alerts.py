@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
+from sqlalchemy import create_engine, make_url
+from sqlalchemy.pool import NullPool
+from starlette.types import Message
 
 from api.app import create_app
 from riposte.settings import Settings
@@ -15,7 +18,7 @@ from riposte.settings import Settings
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from tests.e2e.conftest import PostAlert, Tokens
+    from tests.e2e.conftest import MakeClient, PostAlert, Tokens
 
 ROOT_ACTIVITY = """\
 name: root-activity
@@ -88,6 +91,43 @@ def test_a_repeat_with_the_same_dedup_key_counts_on_the_first_alert_and_starts_n
     assert alert["run_ids"] == first["run_ids"]
 
 
+def test_an_alert_the_database_cannot_store_is_503_so_the_sender_retries(
+    db_url: str, settings: Settings, tokens: Tokens, make_client: MakeClient
+) -> None:
+    # A real database that refuses writes: what a failover or a full disk looks like.
+    url = make_url(db_url)
+    if url.get_backend_name() == "sqlite":
+        read_only = f"sqlite:///file:{url.database}?mode=ro&uri=true"
+    else:
+        read_only = db_url
+        _set_read_only(db_url, True)
+    try:
+        with make_client(settings.model_copy(update={"database_url": read_only})) as client:
+            response = client.post("/v1/alerts", json={"title": "t", "severity": 5},
+                                   headers=tokens.as_ingest)
+    finally:
+        if url.get_backend_name() != "sqlite":
+            _set_read_only(db_url, False)
+    assert response.status_code == 503, response.text
+    assert int(response.headers["Retry-After"]) > 0
+    assert "retry" in response.json()["message"]
+    with make_client(settings) as client:
+        assert client.get("/v1/alerts", headers=tokens.as_admin).json()["alerts"] == []
+
+
+def _set_read_only(db_url: str, read_only: bool) -> None:
+    engine = create_engine(db_url, isolation_level="AUTOCOMMIT", poolclass=NullPool)
+    try:
+        with engine.connect() as connection:
+            connection.exec_driver_sql("SET default_transaction_read_only = off")
+            name = connection.exec_driver_sql("SELECT current_database()").scalar_one()
+            value = "on" if read_only else "off"
+            connection.exec_driver_sql(
+                f'ALTER DATABASE "{name}" SET default_transaction_read_only = {value}')
+    finally:
+        engine.dispose()
+
+
 def test_alerts_are_listed_newest_first_with_paging(
     client: TestClient, tokens: Tokens, post_alert: PostAlert
 ) -> None:
@@ -122,30 +162,40 @@ def test_an_unknown_field_is_422_naming_it(client: TestClient, tokens: Tokens) -
     assert "body.sevrity" in body["message"]
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
-        ({"title": "x", "severity": "urgent"}, "body.severity"),
-        ({"title": "x", "severity": 101}, "body.severity"),
-        ({"title": "x", "severity": True}, "body.severity"),
-        ({"title": "x", "severity": [5]}, "body.severity"),
-        ({"title": 12, "severity": 5}, "body.title"),
-        ({"title": "", "severity": 5}, "body.title"),
-        ({"severity": 5}, "body.title"),
-        ({"title": "x", "severity": 5, "resources": [{"type": "AwsIamUser"}]},
-         "body.resources.0.id"),
-        ({"title": "x", "severity": 5, "principal": {"kind": "Root"}}, "body.principal.kind"),
-        ({"title": "x\u0000y", "severity": 5}, "body.title"),
-        ({"title": "x", "severity": 5, "details": {"k": "nul\u0000"}}, "body.details"),
-        ({"title": "x", "severity": 5, "account": "1" * 33}, "body.account"),
-    ],
-)
-def test_a_wrong_value_is_422_naming_the_field(
-    client: TestClient, tokens: Tokens, body: dict[str, object], field: str
-) -> None:
-    response = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
-    assert response.status_code == 422, response.text
-    assert field in [p["field"] for p in response.json()["problems"]]
+WRONG_VALUES: list[tuple[dict[str, object], str]] = [
+    ({"title": "x", "severity": "urgent"}, "body.severity"),
+    ({"title": "x", "severity": 101}, "body.severity"),
+    ({"title": "x", "severity": True}, "body.severity"),
+    ({"title": "x", "severity": [5]}, "body.severity"),
+    ({"title": 12, "severity": 5}, "body.title"),
+    ({"title": "", "severity": 5}, "body.title"),
+    ({"severity": 5}, "body.title"),
+    ({"title": "x", "severity": 5, "resources": [{"type": "AwsIamUser"}]},
+     "body.resources.0.id"),
+    ({"title": "x", "severity": 5, "principal": {"kind": "Root"}}, "body.principal.kind"),
+    ({"title": "x\u0000y", "severity": 5}, "body.title"),
+    ({"title": "x", "severity": 5, "details": {"k": "nul\u0000"}}, "body.details"),
+    ({"title": "x", "severity": 5, "account": "1" * 33}, "body.account"),
+]
+# JSON that Python's encoder would not write, but a sender can.
+WRONG_RAW_VALUES: list[tuple[bytes, str]] = [
+    (b'{"title": "x", "severity": 5.5}', "body.severity"),
+    (b'{"title": "\\ud800", "severity": 5}', "body.title"),
+    (b'{"title": "x", "severity": 5, "details": {"n": NaN}}', "body.details"),
+    (b'{"title": "x", "severity": 5, "details": ' + b"[" * 40 + b"]" * 40 + b"}", "body.details"),
+]
+
+
+def test_a_wrong_value_is_422_naming_the_field(client: TestClient, tokens: Tokens) -> None:
+    json_headers = {**tokens.as_ingest, "Content-Type": "application/json"}
+    for body, field in [*WRONG_VALUES, *WRONG_RAW_VALUES]:
+        if isinstance(body, bytes):
+            response = client.post("/v1/alerts", content=body, headers=json_headers)
+        else:
+            response = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
+        assert response.status_code == 422, (body, response.text)
+        assert field in [p["field"] for p in response.json()["problems"]], (body, response.text)
+    assert client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"] == []
 
 
 def test_a_body_that_is_not_a_json_object_is_refused(client: TestClient, tokens: Tokens) -> None:
@@ -190,14 +240,14 @@ def test_a_streamed_body_is_cut_off_at_the_limit_without_reading_the_rest(
     # see how much of the stream the app consumes.
     app = create_app(settings)
     consumed = 0
-    sent: list[dict[str, Any]] = []
+    sent: list[Message] = []
 
-    async def receive() -> dict[str, Any]:
+    async def receive() -> Message:
         nonlocal consumed
         consumed += 1
         return {"type": "http.request", "body": b"x" * 1024, "more_body": consumed < 1000}
 
-    async def send(message: dict[str, Any]) -> None:
+    async def send(message: Message) -> None:
         sent.append(message)
 
     scope = {
@@ -224,3 +274,26 @@ def test_a_chunked_body_under_the_limit_is_accepted(client: TestClient, tokens: 
     response = client.post("/v1/alerts", content=chunks(),
                            headers={**tokens.as_ingest, "Content-Type": "application/json"})
     assert response.status_code == 202, response.text
+
+
+def test_every_delivery_is_recorded_even_refused_ones(client: TestClient, tokens: Tokens,
+                                                      post_alert: PostAlert) -> None:
+    from sqlalchemy import select
+
+    from engine.store.models import Delivery
+
+    post_alert(client, tokens.as_ingest, title="ok", severity="low", dedup_key="k1")
+    repeat = client.post("/v1/alerts", json={"title": "ok", "severity": "low", "dedup_key": "k1"},
+                         headers=tokens.as_ingest)
+    assert repeat.status_code == 200
+    client.post("/v1/alerts", content=b'{"title": ', headers={**tokens.as_ingest,
+                "Content-Type": "application/json"})
+    client.post("/v1/alerts", json={"title": "x", "severity": 5, "sevrity": 5},
+                headers=tokens.as_ingest)
+    with client.app.state.runtime.sessions() as session:  # type: ignore[attr-defined]
+        rows = session.execute(select(Delivery).order_by(Delivery.id)).scalars().all()
+    assert [(d.outcome, d.reason.split(":")[0]) for d in rows] == [
+        ("accepted", ""), ("duplicate", ""), ("rejected", "400"), ("rejected", "422"),
+    ]
+    assert rows[2].alert_id is None and rows[2].body_bytes == len(b'{"title": ')
+    assert "sevrity" in rows[3].reason

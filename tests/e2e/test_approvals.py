@@ -209,22 +209,19 @@ def test_a_decision_on_a_plan_it_did_not_see_is_409(
     assert "plan hash" in response.json()["message"]
 
 
-@pytest.mark.parametrize(
-    ("body", "field"),
-    [
+def test_a_malformed_decision_is_422(client: TestClient, tokens: Tokens) -> None:
+    for body, field in [
         ({"decision": "approve"}, "body.reason"),
         ({"decision": "approve", "reason": ""}, "body.reason"),
         ({"decision": "approve", "reason": "x" * 2001}, "body.reason"),
+        ({"decision": "approve", "reason": "nul \u0000"}, "body.reason"),
         ({"decision": "maybe", "reason": "x"}, "body.decision"),
         ({"decision": "approve", "reason": "x", "by": "me"}, "body.by"),
-    ],
-)
-def test_a_malformed_decision_is_422(
-    client: TestClient, tokens: Tokens, body: dict[str, Any], field: str
-) -> None:
-    response = client.post("/v1/approvals/any/decision", json=body, headers=tokens.as_responder)
-    assert response.status_code == 422
-    assert field in [p["field"] for p in response.json()["problems"]]
+    ]:
+        response = client.post("/v1/approvals/any/decision", json=body,
+                               headers=tokens.as_responder)
+        assert response.status_code == 422, body
+        assert field in [p["field"] for p in response.json()["problems"]], body
 
 
 def test_a_decision_on_an_unknown_request_is_404(client: TestClient, tokens: Tokens) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING
 
-import pytest
-
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
@@ -25,21 +23,22 @@ def test_a_request_without_a_token_is_refused_with_a_bearer_challenge(
     assert "no bearer token" in response.json()["message"]
 
 
-@pytest.mark.parametrize("scheme", ["Basic dXNlcjpwYXNz", "Bearer", "rip_bare_token"])
-def test_a_malformed_authorization_header_is_refused(client: TestClient, scheme: str) -> None:
-    response = client.get("/v1/runs", headers={"Authorization": scheme})
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
+def test_a_malformed_authorization_header_is_refused(client: TestClient) -> None:
+    for header in ["Basic dXNlcjpwYXNz", "Bearer", "rip_bare_token"]:
+        response = client.get("/v1/runs", headers={"Authorization": header})
+        assert response.status_code == 401, header
+        assert response.headers["WWW-Authenticate"] == "Bearer"
 
 
-@pytest.mark.parametrize("which", ["unknown", "expired", "revoked"])
-def test_a_dead_token_is_refused(client: TestClient, tokens: Tokens, which: str) -> None:
-    token = {"unknown": "rip_not-a-token", "expired": tokens.expired,
-             "revoked": tokens.revoked}[which]
-    response = client.get("/v1/runs", headers=tokens.bearer(token))
-    assert response.status_code == 401
-    assert response.headers["WWW-Authenticate"] == "Bearer"
-    assert token not in response.text
+def test_unknown_expired_and_revoked_tokens_are_refused(
+    client: TestClient, tokens: Tokens
+) -> None:
+    for token in ["rip_not-a-token", tokens.expired, tokens.revoked]:
+        response = client.get("/v1/runs", headers=tokens.bearer(token))
+        assert response.status_code == 401
+        assert response.headers["WWW-Authenticate"] == "Bearer"
+        assert "revoked or expired" in response.json()["message"]
+        assert token not in response.text
 
 
 def test_an_ingest_token_may_only_post_alerts(client: TestClient, tokens: Tokens) -> None:

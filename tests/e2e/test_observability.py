@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -50,25 +50,25 @@ def test_the_audit_log_is_filtered_and_paged_by_id(
 ) -> None:
     alerts = [post_alert(client, tokens.as_ingest, title=f"a{i}")["alert_id"] for i in range(3)]
 
-    def page(query: str) -> dict[str, object]:
-        response = client.get(f"/v1/audit?{query}", headers=tokens.as_admin)
+    def page(**params: str | int) -> dict[str, Any]:
+        response = client.get("/v1/audit", params=params, headers=tokens.as_admin)
         assert response.status_code == 200, response.text
-        answer: dict[str, object] = response.json()
+        answer: dict[str, Any] = response.json()
         return answer
 
-    by_sensor = page("actor=sensor")["events"]
-    assert [(e["verb"], e["alert_id"]) for e in by_sensor] == [  # type: ignore[attr-defined]
+    by_sensor = page(actor="sensor")["events"]
+    assert [(e["verb"], e["alert_id"]) for e in by_sensor] == [
         ("alert.received", alert_id) for alert_id in alerts]
-    first = page("actor=sensor&limit=2")
-    assert first["next_after_id"] == first["events"][-1]["id"]  # type: ignore[index]
-    rest = page(f"actor=sensor&limit=2&after_id={first['next_after_id']}")
-    assert [e["alert_id"] for e in rest["events"]] == alerts[2:]  # type: ignore[attr-defined]
+    first = page(actor="sensor", limit=2)
+    assert first["next_after_id"] == first["events"][-1]["id"]
+    rest = page(actor="sensor", limit=2, after_id=first["next_after_id"])
+    assert [e["alert_id"] for e in rest["events"]] == alerts[2:]
     assert rest["next_after_id"] is None
 
-    since = by_sensor[1]["at"]  # type: ignore[index]
-    later = page(f"actor=sensor&since={since.replace('+', '%2B')}")["events"]
-    assert [e["alert_id"] for e in later] == alerts[1:]  # type: ignore[attr-defined]
-    assert page(f"alert_id={alerts[0]}")["events"][0]["verb"] == "alert.received"  # type: ignore[index]
+    since = by_sensor[1]["at"].replace("Z", "+00:00")
+    later = page(actor="sensor", since=since)["events"]
+    assert [e["alert_id"] for e in later] == alerts[1:]
+    assert page(alert_id=alerts[0])["events"][0]["verb"] == "alert.received"
 
 
 def test_audit_query_mistakes_are_422(client: TestClient, tokens: Tokens) -> None:

@@ -135,6 +135,9 @@ def test_runs_are_filtered_by_status_and_alert(
     assert listed("status=cancelled") == [ids[second]]
     assert listed(f"alert_id={second}") == [ids[second]]
     assert listed("limit=1&offset=1") == [ids[first]]
+    unknown = client.get("/v1/runs?status=done", headers=tokens.as_responder)
+    assert unknown.status_code == 422
+    assert "waiting_approval" in unknown.json()["message"]
 
 
 def test_a_queued_run_is_cancelled_once_and_then_409(

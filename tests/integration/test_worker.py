@@ -6,12 +6,14 @@ import threading
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine import audit, wakeup
 from engine.playbooks import load_file, text_hash
 from engine.store import approvals, runs
+from engine.store.errors import Conflict
 from engine.store.models import ApprovalRequest, Run
 from engine.store.types import utcnow
 from tests.integration.engine_helpers import (
@@ -274,3 +276,19 @@ def test_runs_are_claimed_oldest_first(sessionmaker: sessionmaker[Session]) -> N
         assert claim is not None and claim.run.id == first
     with sessionmaker() as session:
         assert session.get(Run, second).status == "queued"  # type: ignore[union-attr]
+
+
+def test_cancelling_a_waiting_run_closes_its_approval_request(
+    sessionmaker: sessionmaker[Session],
+) -> None:
+    run_id = queue(sessionmaker, APPROVAL, alert=make_alert(principal={"name": "Roboman1"}))
+    drain(worker(sessionmaker))
+    with sessionmaker.begin() as session:
+        runs.cancel_run(session=session, run_id=run_id, actor="alice")
+    with sessionmaker() as session:
+        request = session.execute(select(ApprovalRequest)).scalar_one()
+    assert request.status == "cancelled"
+    with sessionmaker.begin() as session, pytest.raises(Conflict, match="already cancelled"):
+        approvals.decide(session=session, request_id=request.id, actor="bob", role="responder",
+                         decision="approve", reason="too late")
+    assert run_row(sessionmaker, run_id).status == "cancelled"

@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from actions import registry
-from engine.playbooks import playbook_files
+from engine.playbooks import parse_playbook, playbook_files
 from engine.schema import playbook_schema, render_schema
 from riposte.settings import Settings
 
@@ -160,3 +160,11 @@ def test_the_readme_documents_every_setting() -> None:
         )
     unknown = set(documented) - {f"RIPOSTE_{n.upper()}" for n in Settings.model_fields}
     assert not unknown, f"README.md documents settings that do not exist: {sorted(unknown)}"
+
+
+def test_the_readme_playbook_examples_are_valid() -> None:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    examples = re.findall(r"```yaml\n(.*?)```", readme, re.S)
+    assert examples
+    for example in examples:
+        parse_playbook(example, "README.md")

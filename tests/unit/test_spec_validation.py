@@ -373,3 +373,10 @@ def test_any_text_either_parses_or_raises_playbook_invalid(text: str) -> None:
     except PlaybookInvalid as exc:
         assert exc.problems
         assert all(p.file == "fuzz.yml" and p.message for p in exc.problems)
+
+
+def test_a_self_referencing_yaml_alias_is_a_problem_not_a_crash() -> None:
+    found = problems("name: loop\nsteps:\n  - &s {id: a, action: core.log, with: {message: *s}}\n")
+    assert [(p.line, p.message) for p in found] == [
+        (3, "YAML: aliases (*name) are not allowed in playbooks")
+    ]
