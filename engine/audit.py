@@ -35,20 +35,11 @@ def scrub(value: Any) -> Any:
     return str(value)
 
 
-def row_hash(
-    *,
-    at: datetime,
-    actor: str,
-    verb: str,
-    alert_id: str | None,
-    run_id: str | None,
-    step_id: str | None,
-    details: Any,
-    prev_hash: str,
-) -> str:
+def row_hash(row: AuditEvent) -> str:
     """Hash one row's content together with the previous row's hash."""
     body = json.dumps(
-        [at.isoformat(), actor, verb, alert_id, run_id, step_id, details, prev_hash],
+        [row.at.isoformat(), row.actor, row.verb, row.alert_id, row.run_id, row.step_id,
+         row.details, row.prev_hash],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,
@@ -75,28 +66,17 @@ def record(
         select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
     ).scalar_one_or_none()
     prev_hash = prev or GENESIS
-    clean = scrub(details or {})
-    at = utcnow()
     event = AuditEvent(
-        at=at,
+        at=utcnow(),
         actor=actor,
         verb=verb,
         alert_id=alert_id,
         run_id=run_id,
         step_id=step_id,
-        details=clean,
+        details=scrub(details or {}),
         prev_hash=prev_hash,
-        hash=row_hash(
-            at=at,
-            actor=actor,
-            verb=verb,
-            alert_id=alert_id,
-            run_id=run_id,
-            step_id=step_id,
-            details=clean,
-            prev_hash=prev_hash,
-        ),
     )
+    event.hash = row_hash(event)
     session.add(event)
     session.flush()
     return event
@@ -146,16 +126,7 @@ def verify(session: Session) -> ChainReport:
     for row in rows.yield_per(1000):
         if row.prev_hash != prev_hash:
             return ChainReport(False, checked, row.id, "prev_hash does not match the row before")
-        expected = row_hash(
-            at=row.at,
-            actor=row.actor,
-            verb=row.verb,
-            alert_id=row.alert_id,
-            run_id=row.run_id,
-            step_id=row.step_id,
-            details=row.details,
-            prev_hash=row.prev_hash,
-        )
+        expected = row_hash(row)
         if row.hash != expected:
             return ChainReport(False, checked, row.id, "content does not match its hash")
         prev_hash = row.hash

@@ -58,16 +58,7 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
         outcome = runner.execute_step(
             step, context, run_id=REHEARSAL_ID, mode="dry_run", sleep=_no_wait
         )
-        state = conductor.step_finished(
-            spec,
-            state,
-            step_id,
-            status=outcome.status,
-            output=outcome.output,
-            error=outcome.error,
-            attempts=outcome.attempts,
-            vars_update=outcome.vars_update,
-        )
+        state = runner.record_outcome(spec, state, step_id, outcome)
         rehearsed.append(
             RehearsedStep(
                 id=step.id,

@@ -25,7 +25,8 @@ from tenacity import (
 
 from actions import registry
 from actions.base import Action, ActionContext, ActionError
-from engine.spec import Retry, Step
+from engine import conductor
+from engine.spec import Playbook, Retry, Step
 from engine.templates import TemplateFailure, evaluate, render
 
 NO_RETRY = Retry(attempts=1)
@@ -41,6 +42,22 @@ class StepOutcome:
     error: dict[str, Any] | None = None
     attempts: int = 0
     vars_update: dict[str, Any] = field(default_factory=dict)
+
+
+def record_outcome(
+    playbook: Playbook, state: dict[str, Any], step_id: str, outcome: StepOutcome
+) -> dict[str, Any]:
+    """Return the run's state after ``outcome`` of ``step_id`` (the conductor decides)."""
+    return conductor.step_finished(
+        playbook,
+        state,
+        step_id,
+        status=outcome.status,
+        output=outcome.output,
+        error=outcome.error,
+        attempts=outcome.attempts,
+        vars_update=outcome.vars_update,
+    )
 
 
 def template_context(

@@ -149,16 +149,7 @@ class Worker:
         started = time.perf_counter()
         outcome = runner.execute_step(step, context, run_id=run_id, mode=run_view["mode"])
         STEP_DURATION.labels(step.action, outcome.status).observe(time.perf_counter() - started)
-        new_state = conductor.step_finished(
-            playbook.spec,
-            state,
-            step_id,
-            status=outcome.status,
-            output=outcome.output,
-            error=outcome.error,
-            attempts=outcome.attempts,
-            vars_update=outcome.vars_update,
-        )
+        new_state = runner.record_outcome(playbook.spec, state, step_id, outcome)
         with self.sessions.begin() as session:
             finished = runs.finish_step(
                 session=session, run_id=run_id, record_id=record_id, worker=self.worker_id,
@@ -214,9 +205,7 @@ class Worker:
                 session=session, run=run, step_id=step_id,
                 action=playbook.spec.step(step_id).action, worker=self.worker_id,
             )
-            new_state = conductor.step_finished(
-                playbook.spec, run.state, step_id, status=outcome.status, error=outcome.error
-            )
+            new_state = runner.record_outcome(playbook.spec, run.state, step_id, outcome)
             finished = runs.finish_step(
                 session=session, run_id=run_id, record_id=record.id, worker=self.worker_id,
                 outcome=outcome, new_state=new_state,

@@ -1,0 +1,146 @@
+"""Wire models: alerts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, Field
+
+from api.schemas.common import (
+    JsonValue,
+    RequestModel,
+    ResponseModel,
+    Text,
+)
+from engine.alerts import (
+    SEVERITY_OF_LABEL,
+    NormalizedAlert,
+    Principal,
+    Resource,
+    SeverityLabel,
+    severity_label,
+)
+from engine.store.models import Alert, Run
+
+
+def _severity(value: Any) -> Any:
+    if isinstance(value, str):
+        label = value.strip().upper()
+        if label in SEVERITY_OF_LABEL:
+            return label
+    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+        return value
+    raise ValueError(
+        "severity must be an integer from 0 to 100 or one of "
+        + ", ".join(SEVERITY_OF_LABEL)
+    )
+
+
+class PrincipalIn(RequestModel):
+    """Who did it."""
+
+    type: Annotated[Text, Field(max_length=128)] | None = None
+    name: Annotated[Text, Field(max_length=512)] | None = None
+    arn: Annotated[Text, Field(max_length=2048)] | None = None
+    access_key_id: Annotated[Text, Field(max_length=128)] | None = None
+    account: Annotated[Text, Field(max_length=32)] | None = None
+
+
+class ResourceIn(RequestModel):
+    """What it was done to."""
+
+    type: Annotated[Text, Field(min_length=1, max_length=256)]
+    id: Annotated[Text, Field(min_length=1, max_length=2048)]
+    arn: Annotated[Text, Field(max_length=2048)] | None = None
+    region: Annotated[Text, Field(max_length=32)] | None = None
+    tags: dict[Annotated[Text, Field(max_length=256)], Annotated[Text, Field(max_length=1024)]] = (
+        Field(default_factory=dict)
+    )
+
+
+class AlertIn(RequestModel):
+    """An alert from any tool, posted to the generic endpoint."""
+
+    title: Annotated[Text, Field(min_length=1, max_length=1024)]
+    severity: Annotated[
+        int | SeverityLabel,
+        BeforeValidator(_severity),
+        Field(description="0-100, or a label: INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL."),
+    ]
+    source: Annotated[Text, Field(min_length=1, max_length=64)] = "generic"
+    kind: Annotated[Text, Field(min_length=1, max_length=128)] = "generic"
+    type: Annotated[Text, Field(max_length=256)] = ""
+    account: Annotated[Text, Field(max_length=32)] | None = None
+    region: Annotated[Text, Field(max_length=32)] | None = None
+    principal: PrincipalIn | None = None
+    resources: list[ResourceIn] = Field(default_factory=list, max_length=1000)
+    details: JsonValue = None
+    dedup_key: Annotated[Text, Field(min_length=1, max_length=512)] | None = Field(
+        default=None, description="A repeat of the same key counts on the first alert."
+    )
+
+    def normalized(self) -> NormalizedAlert:
+        """Return the alert as the engine sees it; a label alone stands for its band's floor."""
+        if isinstance(self.severity, str):
+            score, label = SEVERITY_OF_LABEL[self.severity], self.severity
+        else:
+            score, label = self.severity, severity_label(self.severity)
+        return NormalizedAlert(
+            source=self.source,
+            kind=self.kind,
+            type=self.type,
+            title=self.title,
+            severity=score,
+            severity_label=label,
+            account=self.account,
+            region=self.region,
+            principal=Principal(**self.principal.model_dump()) if self.principal else None,
+            resources=[Resource(**r.model_dump()) for r in self.resources],
+            details=self.details,
+            dedup_key=self.dedup_key,
+        )
+
+
+class IngestOut(BaseModel):
+    """The answer to an alert delivery: what was stored and which runs it started."""
+
+    alert_id: str
+    run_ids: list[str]
+    duplicate: bool
+
+
+class AlertOut(ResponseModel):
+    """One stored alert."""
+
+    id: str
+    source: str
+    kind: str
+    type: str
+    title: str
+    severity: int
+    severity_label: str
+    account: str | None
+    region: str | None
+    principal: dict[str, Any] | None
+    resources: list[dict[str, Any]]
+    details: Any
+    dedup_key: str | None
+    occurrences: int
+    first_seen: datetime
+    last_seen: datetime
+    run_ids: list[str] | None = Field(
+        default=None, description="The alert's runs (on the single-alert answer only)."
+    )
+
+    @classmethod
+    def of(cls, alert: Alert, *, runs: Sequence[Run] | None = None) -> AlertOut:
+        """Shape a stored alert, with the ids of its runs when given."""
+        out = cls.model_validate(alert)
+        out.run_ids = [run.id for run in runs] if runs is not None else None
+        return out
+
+
+class AlertList(BaseModel):
+    alerts: list[AlertOut]

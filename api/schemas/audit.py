@@ -1,0 +1,39 @@
+"""Wire models: audit."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from api.schemas.common import (
+    ResponseModel,
+)
+
+
+class AuditEventOut(ResponseModel):
+    id: int
+    at: datetime
+    actor: str
+    verb: str
+    alert_id: str | None
+    run_id: str | None
+    step_id: str | None
+    details: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditPage(BaseModel):
+    events: list[AuditEventOut]
+    next_after_id: int | None = Field(
+        description="Pass as after_id for the next page; null when this page is the last."
+    )
+
+
+class ChainReportOut(ResponseModel):
+    ok: bool
+    checked: int
+    first_broken_id: int | None
+    reason: str | None

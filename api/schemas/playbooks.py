@@ -1,0 +1,78 @@
+"""Wire models: playbooks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+
+from engine.playbooks import LoadedPlaybook, PlaybookProblem
+
+
+class StepBrief(BaseModel):
+    id: str
+    action: str
+    approval: dict[str, Any] | None
+
+
+class PlaybookOut(BaseModel):
+    """A loaded playbook: its name, trigger and steps."""
+
+    name: str
+    description: str
+    hash: str
+    file: str
+    trigger: dict[str, Any] | None
+    steps: list[StepBrief]
+
+    @classmethod
+    def summary_fields(cls, playbook: LoadedPlaybook) -> dict[str, Any]:
+        spec = playbook.spec
+        return {
+            "name": spec.name,
+            "description": spec.description,
+            "hash": playbook.hash,
+            "file": Path(playbook.file).name,
+            "trigger": spec.trigger.model_dump(mode="json") if spec.trigger else None,
+            "steps": [
+                StepBrief(
+                    id=step.id,
+                    action=step.action,
+                    approval=step.approval.model_dump(mode="json") if step.approval else None,
+                )
+                for step in spec.steps
+            ],
+        }
+
+    @classmethod
+    def of(cls, playbook: LoadedPlaybook) -> PlaybookOut:
+        return cls(**cls.summary_fields(playbook))
+
+
+class PlaybookDetail(PlaybookOut):
+    """A loaded playbook with the YAML text runs started now would pin."""
+
+    text: str
+
+    @classmethod
+    def detailed(cls, playbook: LoadedPlaybook) -> PlaybookDetail:
+        return cls(**cls.summary_fields(playbook), text=playbook.text)
+
+
+class ProblemOut(BaseModel):
+    file: str
+    line: int | None
+    step: str | None
+    message: str
+
+    @classmethod
+    def of(cls, problem: PlaybookProblem, *, directory: Path) -> ProblemOut:
+        path = Path(problem.file)
+        shown = path.name if path.parent == directory else problem.file
+        return cls(file=shown, line=problem.line, step=problem.step, message=problem.message)
+
+
+class PlaybookList(BaseModel):
+    playbooks: list[PlaybookOut]
+    problems: list[ProblemOut]
