@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.orm import Session
 
 from engine.store.models import AuditEvent
@@ -56,8 +56,11 @@ def record(
     run_id: str | None = None,
     step_id: str | None = None,
     details: dict[str, Any] | None = None,
-) -> AuditEvent:
-    """Append one audit event in the caller's transaction (the only way rows are written)."""
+) -> int:
+    """Append one audit event in the caller's transaction (the only way rows are written).
+
+    Returns the new row's id.
+    """
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         # Writers queue here until the holder commits, so every row sees its true predecessor.
@@ -77,9 +80,10 @@ def record(
         prev_hash=prev_hash,
     )
     event.hash = row_hash(event)
-    session.add(event)
-    session.flush()
-    return event
+    # A Core INSERT: the row is never changed after this, so the ORM has nothing to track.
+    values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns if c.key != "id"}
+    inserted = session.execute(insert(AuditEvent).values(values).returning(AuditEvent.id))
+    return int(inserted.scalar_one())
 
 
 def list_events(

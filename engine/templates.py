@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError, Undefined
+from jinja2 import StrictUndefined, Template, TemplateError, Undefined
+from jinja2.environment import TemplateExpression
 from jinja2.sandbox import SandboxedEnvironment
 
 _ENV = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
@@ -23,10 +25,21 @@ def is_template(value: str) -> bool:
     return "{{" in value or "{%" in value
 
 
+# Playbook text is finite and pinned per run: compile each template or expression once.
+@lru_cache(maxsize=4096)
+def _expression(source: str) -> TemplateExpression:
+    return _ENV.compile_expression(source, undefined_to_none=False)
+
+
+@lru_cache(maxsize=4096)
+def _template(source: str) -> Template:
+    return _ENV.from_string(source)
+
+
 def evaluate(expression: str, context: Mapping[str, Any]) -> Any:
     """Evaluate a bare expression (``when``, ``for_each``) to its native value."""
     try:
-        result = _ENV.compile_expression(expression, undefined_to_none=False)(**context)
+        result = _expression(expression)(**context)
         if isinstance(result, Undefined):
             result._fail_with_undefined_error()
         return result
@@ -43,7 +56,7 @@ def render(value: Any, context: Mapping[str, Any]) -> Any:
         if single:
             return evaluate(single.group("expr"), context)
         try:
-            return _ENV.from_string(value).render(**context)
+            return _template(value).render(**context)
         except TemplateError as exc:
             raise TemplateFailure(f"{value!r}: {exc}") from exc
     if isinstance(value, dict):

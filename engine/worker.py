@@ -15,6 +15,7 @@ from engine import conductor, runner, wakeup
 from engine.alerts import template_view
 from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, STEP_DURATION
 from engine.playbooks import LoadedPlaybook, PlaybookInvalid, parse_playbook
+from engine.spec import Step
 from engine.store import approvals, runs
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.models import Run
@@ -98,137 +99,154 @@ class Worker:
             lease = _LeaseKeeper(self, run_id)
             lease.start()
             try:
-                self._drive(run_id)
+                # One connection for the whole run: no pool checkout and ping per transaction.
+                with self.sessions.kw["bind"].connect() as connection:
+                    sessions = sessionmaker(bind=connection, expire_on_commit=False)
+                    _RunDriver(self, sessions, run_id).drive()
             finally:
                 lease.stop()
         return True
 
-    def _drive(self, run_id: str) -> None:
-        with self.sessions() as session:
-            run = runs.get_run(session, run_id)
-            alert = template_view(run.alert_id, as_normalized(get_alert(session, run.alert_id)))
-            try:
-                playbook = self._playbook(run)
-            except PlaybookInvalid as exc:
-                self._fail_unloadable(run_id, str(exc))
-                return
-            run_view = {"id": run.id, "mode": run.mode, "playbook": run.playbook}
-            state: dict[str, Any] | None = run.state
-            if run.lease_owner != self.worker_id or run.status != conductor.RUNNING:
-                return
-        while state is not None:
-            step_id = conductor.next_step(playbook.spec, state)
-            if step_id is None:
-                return
-            with bound(step_id=step_id):
-                state = self._step(run_id, playbook, state, step_id, alert, run_view)
-
-    def _step(
-        self,
-        run_id: str,
-        playbook: LoadedPlaybook,
-        state: dict[str, Any],
-        step_id: str,
-        alert: dict[str, Any],
-        run_view: dict[str, Any],
-    ) -> dict[str, Any] | None:
-        """Execute one step and record it; return the run's state if it goes on here."""
-        step = playbook.spec.step(step_id)
-        context = runner.template_context(alert=alert, state=state, run=run_view)
-        if step.approval and not conductor.is_approved(state, step_id):
-            return self._ask_approval(run_id, step, context)
-        with self.sessions.begin() as session:
-            run = runs.get_run(session, run_id)
-            if run.lease_owner != self.worker_id:
-                return None
-            record = runs.begin_step(
-                session=session, run=run, step_id=step_id, action=step.action,
-                worker=self.worker_id,
-            )
-            record_id = record.id
-        started = time.perf_counter()
-        outcome = runner.execute_step(step, context, run_id=run_id, mode=run_view["mode"])
-        STEP_DURATION.labels(step.action, outcome.status).observe(time.perf_counter() - started)
-        new_state = runner.record_outcome(playbook.spec, state, step_id, outcome)
-        with self.sessions.begin() as session:
-            finished = runs.finish_step(
-                session=session, run_id=run_id, record_id=record_id, worker=self.worker_id,
-                outcome=outcome, new_state=new_state,
-            )
-        if finished is None:
-            log.warning("lease on run %s lost during step %s; result not recorded", run_id,
-                        step_id)
-            return None
-        if outcome.error:
-            log.info("step %s %s: %s", step_id, outcome.status, outcome.error["message"])
-        return finished.state if finished.status == conductor.RUNNING else None
-
-    def _ask_approval(
-        self, run_id: str, step: Any, context: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        try:
-            if not runner.should_run(step, context):
-                return self._skip(run_id, step.id, context)
-            params = runner.resolve_params(step, context)
-        except TemplateFailure as exc:
-            return self._record_failure(run_id, step, "TemplateError", str(exc))
-        plan = {"step": step.id, "action": step.action, "params": params,
-                "reason": step.approval.reason}
-        with self.sessions.begin() as session:
-            run = runs.get_run(session, run_id)
-            if run.lease_owner != self.worker_id:
-                return None
-            request = approvals.open_request(
-                session=session, run=run, step_id=step.id, approval=step.approval, plan=plan,
-                default_expiry=self.approval_expiry, worker=self.worker_id,
-            )
-            log.info("run %s waits for approval %s of step %s", run_id, request.id, step.id)
-        return None
-
-    def _skip(self, run_id: str, step_id: str, context: dict[str, Any]) -> dict[str, Any] | None:
-        outcome = runner.StepOutcome(status="skipped")
-        return self._record(run_id, step_id, outcome)
-
-    def _record_failure(
-        self, run_id: str, step: Any, code: str, message: str
-    ) -> dict[str, Any] | None:
-        outcome = runner.StepOutcome(status="failed", error={"code": code, "message": message})
-        return self._record(run_id, step.id, outcome)
-
-    def _record(
-        self, run_id: str, step_id: str, outcome: runner.StepOutcome
-    ) -> dict[str, Any] | None:
-        with self.sessions.begin() as session:
-            run = runs.get_run(session, run_id)
-            playbook = self._playbook(run)
-            record = runs.begin_step(
-                session=session, run=run, step_id=step_id,
-                action=playbook.spec.step(step_id).action, worker=self.worker_id,
-            )
-            new_state = runner.record_outcome(playbook.spec, run.state, step_id, outcome)
-            finished = runs.finish_step(
-                session=session, run_id=run_id, record_id=record.id, worker=self.worker_id,
-                outcome=outcome, new_state=new_state,
-            )
-        if finished is None or finished.status != conductor.RUNNING:
-            return None
-        return finished.state
-
-    def _fail_unloadable(self, run_id: str, message: str) -> None:
-        with self.sessions.begin() as session:
-            run = runs.get_run(session, run_id)
-            new_state = conductor.apply(run.state, "fail")
-            run.state = new_state
-            run.status = new_state["status"]
-            run.error = f"pinned playbook no longer loads: {message}"
-            runs.finish_run(session=session, run=run, worker=self.worker_id)
-
-    def _playbook(self, run: Run) -> LoadedPlaybook:
+    def playbook(self, run: Run) -> LoadedPlaybook:
+        """Return the run's pinned playbook, parsed once per text."""
         cached = self._playbooks.get(run.playbook_hash)
         if cached is None:
             cached = parse_playbook(run.playbook_text, f"{run.playbook} (pinned in run {run.id})")
             self._playbooks[run.playbook_hash] = cached
         return cached
+
+
+class _RunDriver:
+    """Drives one claimed run step by step until it ends, parks, or the lease is lost."""
+
+    def __init__(self, worker: Worker, sessions: sessionmaker[Session], run_id: str) -> None:
+        self.worker_id = worker.worker_id
+        self.worker = worker
+        self.sessions = sessions
+        self.run_id = run_id
+
+    def drive(self) -> None:
+        with self.sessions() as session:
+            run = runs.get_run(session, self.run_id)
+            if run.lease_owner != self.worker_id or run.status != conductor.RUNNING:
+                return
+            self.alert = template_view(
+                run.alert_id, as_normalized(get_alert(session, run.alert_id))
+            )
+            self.view = {"id": run.id, "mode": run.mode, "playbook": run.playbook}
+            state: dict[str, Any] | None = run.state
+            try:
+                self.playbook = self.worker.playbook(run)
+                unloadable = None
+            except PlaybookInvalid as exc:
+                unloadable = str(exc)
+        if unloadable is not None:
+            self._fail_unloadable(unloadable)
+            return
+        record_id: str | None = None  # the journal row of the step about to run, if written
+        while state is not None:
+            step_id = conductor.next_step(self.playbook.spec, state)
+            if step_id is None:
+                return
+            with bound(step_id=step_id):
+                state, record_id = self._step(state, step_id, record_id)
+
+    def _step(
+        self, state: dict[str, Any], step_id: str, record_id: str | None
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Execute one step and record it; return the state if the run goes on here."""
+        step = self.playbook.spec.step(step_id)
+        context = runner.template_context(alert=self.alert, state=state, run=self.view)
+        if self._needs_approval(state, step_id):
+            return self._ask_approval(state, step, context), None
+        if record_id is None:
+            with self.sessions.begin() as session:
+                record_id = runs.begin_step(
+                    session=session, run_id=self.run_id, step_id=step_id, action=step.action,
+                    worker=self.worker_id,
+                )
+            if record_id is None:
+                return None, None
+        started = time.perf_counter()
+        outcome = runner.execute_step(step, context, run_id=self.run_id, mode=self.view["mode"])
+        STEP_DURATION.labels(step.action, outcome.status).observe(time.perf_counter() - started)
+        if outcome.error:
+            log.info("step %s %s: %s", step_id, outcome.status, outcome.error["message"])
+        return self._record(state, step_id, outcome, record_id)
+
+    def _record(
+        self,
+        state: dict[str, Any],
+        step_id: str,
+        outcome: runner.StepOutcome,
+        record_id: str | None = None,
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Write the outcome, the new state and the audit row in one transaction."""
+        spec = self.playbook.spec
+        new_state = runner.record_outcome(spec, state, step_id, outcome)
+        following = conductor.next_step(spec, new_state)
+        next_step = None
+        if following is not None and not self._needs_approval(new_state, following):
+            next_step = (following, spec.step(following).action)
+        with self.sessions.begin() as session:
+            if record_id is None:
+                record_id = runs.begin_step(
+                    session=session, run_id=self.run_id, step_id=step_id,
+                    action=spec.step(step_id).action, worker=self.worker_id,
+                )
+                if record_id is None:
+                    return None, None
+            finished = runs.finish_step(
+                session=session, run_id=self.run_id, record_id=record_id,
+                worker=self.worker_id, outcome=outcome, new_state=new_state, next_step=next_step,
+            )
+        if finished is None:
+            log.warning("lease on run %s lost during step %s; result not recorded",
+                        self.run_id, step_id)
+            return None, None
+        if finished.status != conductor.RUNNING:
+            return None, None
+        return finished.state, finished.next_record_id
+
+    def _needs_approval(self, state: dict[str, Any], step_id: str) -> bool:
+        step = self.playbook.spec.step(step_id)
+        return step.approval is not None and not conductor.is_approved(state, step_id)
+
+    def _ask_approval(
+        self, state: dict[str, Any], step: Step, context: dict[str, Any]
+    ) -> dict[str, Any] | None:
+        """Park the run on an approval request showing the step's resolved parameters."""
+        assert step.approval is not None
+        try:
+            if not runner.should_run(step, context):
+                return self._record(state, step.id, runner.StepOutcome(status="skipped"))[0]
+            params = runner.resolve_params(step, context)
+        except TemplateFailure as exc:
+            outcome = runner.StepOutcome(
+                status="failed", error={"code": "TemplateError", "message": str(exc)}
+            )
+            return self._record(state, step.id, outcome)[0]
+        plan = {"step": step.id, "action": step.action, "params": params,
+                "reason": step.approval.reason}
+        with self.sessions.begin() as session:
+            run = runs.get_run(session, self.run_id)
+            if run.lease_owner != self.worker_id:
+                return None
+            request = approvals.open_request(
+                session=session, run=run, step_id=step.id, approval=step.approval, plan=plan,
+                default_expiry=self.worker.approval_expiry, worker=self.worker_id,
+            )
+            log.info("run %s waits for approval %s of step %s", self.run_id, request.id, step.id)
+        return None
+
+    def _fail_unloadable(self, message: str) -> None:
+        with self.sessions.begin() as session:
+            run = runs.get_run(session, self.run_id)
+            new_state = conductor.apply(run.state, "fail")
+            run.state = new_state
+            run.status = new_state["status"]
+            run.error = f"pinned playbook no longer loads: {message}"
+            runs.finish_run(session=session, run=run, worker=self.worker_id)
 
 
 class _LeaseKeeper:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor, wakeup
@@ -15,7 +15,7 @@ from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
 from engine.store.errors import NotFound
 from engine.store.models import ApprovalRequest, Run, StepRecord
-from engine.store.types import utcnow
+from engine.store.types import new_id, utcnow
 
 MODES = ("live", "dry_run")
 
@@ -172,15 +172,26 @@ def renew_lease(*, session: Session, run_id: str, worker: str, lease_seconds: fl
 
 
 def begin_step(
-    *, session: Session, run: Run, step_id: str, action: str, worker: str
-) -> StepRecord:
-    """Write the journal row of a step that is about to execute."""
-    record = StepRecord(
-        run_id=run.id, step_id=step_id, action=action, status="running", worker=worker
+    *, session: Session, run_id: str, step_id: str, action: str, worker: str
+) -> str | None:
+    """Journal a step about to execute; None, writing nothing, if the lease is not ours."""
+    held = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.lease_owner == worker, Run.status == conductor.RUNNING)
+        .values(updated_at=utcnow())
     )
-    session.add(record)
-    session.flush()
-    return record
+    if not held.rowcount:  # type: ignore[attr-defined]
+        return None
+    return _journal(session, run_id, step_id, action, worker)
+
+
+@dataclass(frozen=True)
+class StepFinish:
+    """A recorded step: the run's status and state after it, and the next step's journal row."""
+
+    status: str
+    state: dict[str, Any]
+    next_record_id: str | None = None
 
 
 def finish_step(
@@ -191,42 +202,74 @@ def finish_step(
     worker: str,
     outcome: StepOutcome,
     new_state: dict[str, Any],
-) -> Run | None:
+    next_step: tuple[str, str] | None = None,
+) -> StepFinish | None:
     """Record a step's outcome, the run's new state and the audit event together.
 
-    Returns None, writing nothing, when the worker no longer holds the run's lease.
+    ``next_step`` (id, action) is journaled as started in the same transaction when the run
+    goes on. Returns None, writing nothing, when the worker no longer holds the run's lease.
     """
-    run = _locked(session, run_id)
-    if run.lease_owner != worker:
-        return None
     now = utcnow()
-    record = session.get(StepRecord, record_id)
-    assert record is not None
-    record.status = outcome.status
-    record.params = outcome.params
-    record.output = outcome.output
-    record.error = outcome.error
-    record.attempts = outcome.attempts
-    record.finished_at = now
-    was_running = run.status == conductor.RUNNING
-    if was_running:
-        run.state = new_state
-        run.status = new_state["status"]
-    run.updated_at = now
+    # The hot path: one fenced UPDATE, no row loaded.
+    moved = session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.lease_owner == worker, Run.status == conductor.RUNNING)
+        .values(state=new_state, status=new_state["status"], updated_at=now)
+        .returning(Run.alert_id)
+    ).first()
+    cancelled: Run | None = None
+    if moved is None:
+        cancelled = _locked(session, run_id)
+        if cancelled.lease_owner != worker:
+            return None
+        alert_id = cancelled.alert_id
+    else:
+        alert_id = moved.alert_id
+    record = session.execute(
+        update(StepRecord)
+        .where(StepRecord.id == record_id)
+        .values(
+            status=outcome.status,
+            params=outcome.params,
+            output=outcome.output,
+            error=outcome.error,
+            attempts=outcome.attempts,
+            finished_at=now,
+        )
+        .returning(StepRecord.step_id, StepRecord.action)
+    ).one()
     audit.record(
         session,
         actor=worker,
         verb=f"step.{outcome.status}",
-        alert_id=run.alert_id,
-        run_id=run.id,
+        alert_id=alert_id,
+        run_id=run_id,
         step_id=record.step_id,
         details={"action": record.action, "attempts": outcome.attempts, "error": outcome.error},
     )
-    if was_running and run.status in conductor.TERMINAL:
+    if cancelled is not None:  # cancelled while the step executed: the result is kept, no more
+        release(session=session, run=cancelled)
+        return StepFinish(status=cancelled.status, state=cancelled.state)
+    status = new_state["status"]
+    if status in conductor.TERMINAL:
+        run = session.get(Run, run_id)
+        assert run is not None
         _finish(session, run, worker, now)
-    elif not was_running:  # cancelled while the step executed: the result is kept, no more
-        release(session=session, run=run)
-    return run
+    next_record_id = None
+    if status == conductor.RUNNING and next_step is not None:
+        next_record_id = _journal(session, run_id, *next_step, worker)
+    return StepFinish(status=status, state=new_state, next_record_id=next_record_id)
+
+
+def _journal(session: Session, run_id: str, step_id: str, action: str, worker: str) -> str:
+    record_id = new_id()
+    session.execute(
+        insert(StepRecord).values(
+            id=record_id, run_id=run_id, step_id=step_id, action=action, status="running",
+            worker=worker, attempts=0, started_at=utcnow(),
+        )
+    )
+    return record_id
 
 
 def finish_run(*, session: Session, run: Run, worker: str) -> None:

@@ -202,9 +202,8 @@ def test_a_run_whose_lease_expired_is_resumed_by_another_worker(
         assert claim is not None and not claim.reclaimed
     dead = worker(sessionmaker, "dead")
     with sessionmaker.begin() as session:
-        run = runs.get_run(session, run_id)
-        runs.begin_step(session=session, run=run, step_id="remember", action="core.set",
-                        worker="dead")
+        assert runs.begin_step(session=session, run_id=run_id, step_id="remember",
+                               action="core.set", worker="dead")
     survivor = worker(sessionmaker, "survivor")
     wait_for(lambda: run_row(sessionmaker, run_id).lease_expires_at < utcnow(), what="expiry")
     assert drain(survivor) == 1
@@ -225,9 +224,11 @@ def test_a_worker_that_lost_its_lease_records_nothing(sessionmaker: sessionmaker
     run_id = queue(sessionmaker, THREE_STEPS)
     with sessionmaker.begin() as session:
         assert runs.claim_next_run(session=session, worker="slow", lease_seconds=0.01)
-        run = runs.get_run(session, run_id)
-        record_id = runs.begin_step(session=session, run=run, step_id="remember",
-                                    action="core.set", worker="slow").id
+    with sessionmaker.begin() as session:
+        record_id = runs.begin_step(session=session, run_id=run_id, step_id="remember",
+                                    action="core.set", worker="slow")
+        assert record_id is not None
+        state = runs.get_run(session, run_id).state
     wait_for(lambda: run_row(sessionmaker, run_id).lease_expires_at < utcnow(), what="expiry")
     with sessionmaker.begin() as session:
         assert runs.claim_next_run(session=session, worker="fast", lease_seconds=30)
@@ -236,7 +237,7 @@ def test_a_worker_that_lost_its_lease_records_nothing(sessionmaker: sessionmaker
     with sessionmaker.begin() as session:
         assert runs.finish_step(session=session, run_id=run_id, record_id=record_id,
                                 worker="slow", outcome=StepOutcome(status="succeeded"),
-                                new_state=run.state) is None
+                                new_state=state) is None
     assert [r.status for r in journal(sessionmaker, run_id)] == ["interrupted"]
 
 
