@@ -20,6 +20,10 @@ GENESIS = "0" * 64
 # Any key that looks like it holds a credential is masked before it is stored or hashed.
 _SECRET_KEY = re.compile(r"token|password|secret|signature|authorization|credential", re.I)
 _AUDIT_LOCK = 0x52495053  # pg_advisory_xact_lock key that serialises the chain's tail
+_LOCK_TAIL = text("SELECT pg_advisory_xact_lock(:k)")
+_TAIL_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
+_COLUMNS = [c.key for c in AuditEvent.__table__.columns if c.key != "id"]
+_APPEND = insert(AuditEvent).returning(AuditEvent.id)  # run on the Connection: plain Core
 
 
 def scrub(value: Any) -> Any:
@@ -61,14 +65,11 @@ def record(
 
     Returns the new row's id.
     """
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
         # Writers queue here until the holder commits, so every row sees its true predecessor.
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _AUDIT_LOCK})
-    prev = session.execute(
-        select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-    ).scalar_one_or_none()
-    prev_hash = prev or GENESIS
+        connection.execute(_LOCK_TAIL, {"k": _AUDIT_LOCK})
+    prev_hash = connection.execute(_TAIL_HASH).scalar_one_or_none() or GENESIS
     event = AuditEvent(
         at=utcnow(),
         actor=actor,
@@ -81,9 +82,8 @@ def record(
     )
     event.hash = row_hash(event)
     # A Core INSERT: the row is never changed after this, so the ORM has nothing to track.
-    values = {c.key: getattr(event, c.key) for c in AuditEvent.__table__.columns if c.key != "id"}
-    inserted = session.execute(insert(AuditEvent).values(values).returning(AuditEvent.id))
-    return int(inserted.scalar_one())
+    values = {name: getattr(event, name) for name in _COLUMNS}
+    return int(connection.execute(_APPEND, values).scalar_one())
 
 
 def list_events(

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor, wakeup
@@ -15,9 +15,45 @@ from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
 from engine.store.errors import NotFound
 from engine.store.models import ApprovalRequest, Run, StepRecord
-from engine.store.types import new_id, utcnow
+from engine.store.types import JSONType, UTCDateTime, new_id, utcnow
 
 MODES = ("live", "dry_run")
+
+# The per-step statements, built once: Core on the tables, so each step pays for neither the
+# ORM's bookkeeping nor statement construction (the engine's statement cache does the rest).
+_runs = Run.__table__
+_journal_rows = StepRecord.__table__
+assert isinstance(_runs, Table) and isinstance(_journal_rows, Table)
+_HOLDS_LEASE = and_(
+    _runs.c.id == bindparam("run_id"),
+    _runs.c.lease_owner == bindparam("worker"),
+    _runs.c.status == conductor.RUNNING,
+)
+_TOUCH_RUN = update(_runs).where(_HOLDS_LEASE).values(updated_at=bindparam("now"))
+_MOVE_RUN = (
+    update(_runs)
+    .where(_HOLDS_LEASE)
+    .values(
+        state=bindparam("new_state", type_=JSONType),
+        status=bindparam("new_status"),
+        updated_at=bindparam("now"),
+    )
+    .returning(_runs.c.alert_id)
+)
+_FINISH_RECORD = (
+    update(_journal_rows)
+    .where(_journal_rows.c.id == bindparam("record_id"))
+    .values(
+        status=bindparam("outcome_status"),
+        params=bindparam("outcome_params", type_=JSONType),
+        output=bindparam("outcome_output", type_=JSONType),
+        error=bindparam("outcome_error", type_=JSONType),
+        attempts=bindparam("outcome_attempts"),
+        finished_at=bindparam("now", type_=UTCDateTime),
+    )
+    .returning(_journal_rows.c.step_id, _journal_rows.c.action)
+)
+_START_RECORD = insert(_journal_rows)
 
 
 def queue_run(
@@ -175,12 +211,10 @@ def begin_step(
     *, session: Session, run_id: str, step_id: str, action: str, worker: str
 ) -> str | None:
     """Journal a step about to execute; None, writing nothing, if the lease is not ours."""
-    held = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.lease_owner == worker, Run.status == conductor.RUNNING)
-        .values(updated_at=utcnow())
+    held = session.connection().execute(
+        _TOUCH_RUN, {"run_id": run_id, "worker": worker, "now": utcnow()}
     )
-    if not held.rowcount:  # type: ignore[attr-defined]
+    if not held.rowcount:
         return None
     return _journal(session, run_id, step_id, action, worker)
 
@@ -211,11 +245,11 @@ def finish_step(
     """
     now = utcnow()
     # The hot path: one fenced UPDATE, no row loaded.
-    moved = session.execute(
-        update(Run)
-        .where(Run.id == run_id, Run.lease_owner == worker, Run.status == conductor.RUNNING)
-        .values(state=new_state, status=new_state["status"], updated_at=now)
-        .returning(Run.alert_id)
+    connection = session.connection()
+    moved = connection.execute(
+        _MOVE_RUN,
+        {"run_id": run_id, "worker": worker, "new_state": new_state,
+         "new_status": new_state["status"], "now": now},
     ).first()
     cancelled: Run | None = None
     if moved is None:
@@ -225,18 +259,11 @@ def finish_step(
         alert_id = cancelled.alert_id
     else:
         alert_id = moved.alert_id
-    record = session.execute(
-        update(StepRecord)
-        .where(StepRecord.id == record_id)
-        .values(
-            status=outcome.status,
-            params=outcome.params,
-            output=outcome.output,
-            error=outcome.error,
-            attempts=outcome.attempts,
-            finished_at=now,
-        )
-        .returning(StepRecord.step_id, StepRecord.action)
+    record = connection.execute(
+        _FINISH_RECORD,
+        {"record_id": record_id, "outcome_status": outcome.status,
+         "outcome_params": outcome.params, "outcome_output": outcome.output,
+         "outcome_error": outcome.error, "outcome_attempts": outcome.attempts, "now": now},
     ).one()
     audit.record(
         session,
@@ -263,11 +290,10 @@ def finish_step(
 
 def _journal(session: Session, run_id: str, step_id: str, action: str, worker: str) -> str:
     record_id = new_id()
-    session.execute(
-        insert(StepRecord).values(
-            id=record_id, run_id=run_id, step_id=step_id, action=action, status="running",
-            worker=worker, attempts=0, started_at=utcnow(),
-        )
+    session.connection().execute(
+        _START_RECORD,
+        {"id": record_id, "run_id": run_id, "step_id": step_id, "action": action,
+         "status": "running", "worker": worker, "attempts": 0, "started_at": utcnow()},
     )
     return record_id
 
