@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from engine import audit, wakeup
 from engine.playbooks import load_file, text_hash
 from engine.store import approvals, runs
-from engine.store.errors import Conflict
+from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest, Run
 from engine.store.types import utcnow
 from tests.integration.engine_helpers import (
@@ -293,3 +293,29 @@ def test_cancelling_a_waiting_run_closes_its_approval_request(
         approvals.decide(session=session, request_id=request.id, actor="bob", role="responder",
                          decision="approve", reason="too late")
     assert run_row(sessionmaker, run_id).status == "cancelled"
+
+
+def test_a_quorum_needs_that_many_distinct_approvers(sessionmaker: sessionmaker[Session]) -> None:
+    run_id = queue(sessionmaker, APPROVAL.replace(
+        'approval: {reason: "destructive", expires_in: 3600}',
+        'approval: {reason: "destructive", required: 2}',
+    ), alert=make_alert(principal={"name": "Roboman1"}))
+    w = worker(sessionmaker)
+    drain(w)
+    with sessionmaker() as session:
+        request_id = session.execute(select(ApprovalRequest.id)).scalar_one()
+
+    def approve(actor: str) -> str:
+        with sessionmaker.begin() as session:
+            return approvals.decide(session=session, request_id=request_id, actor=actor,
+                                    role="responder", decision="approve", reason="ok").status
+
+    assert approve("alice") == "pending"
+    assert drain(w) == 0 and run_row(sessionmaker, run_id).status == "waiting_approval"
+    with pytest.raises(Conflict, match="'alice' has already decided"):
+        approve("alice")
+    with pytest.raises(Forbidden, match="started run"):
+        approve("tester")
+    assert approve("bob") == "approved"
+    drain(w)
+    assert run_row(sessionmaker, run_id).status == "succeeded"
