@@ -1,0 +1,77 @@
+"""Concurrent redeliveries through a real server: one alert, one run, every delivery counted."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import pytest
+import uvicorn
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from api.app import create_app
+from engine.store.models import Alert, Delivery, Run
+from riposte.settings import Settings
+from tests.e2e.conftest import Tokens
+
+PARALLEL = 50
+PLAYBOOK = """
+name: on-every-alert
+trigger: {source: [generic]}
+steps:
+  - {id: note, action: core.log, with: {message: "{{ alert.title }}"}}
+"""
+
+
+@pytest.fixture
+def server(settings: Settings, write_playbook: Callable[[str, str], Path]) -> Iterator[str]:
+    """Serve the app with uvicorn on a free loopback port, as `riposte serve` does."""
+    write_playbook("every.yml", PLAYBOOK)
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
+                            log_config=None, log_level="warning")
+    instance = uvicorn.Server(config)
+    thread = threading.Thread(target=instance.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while not instance.started:
+        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        instance.should_exit = True
+        thread.join(timeout=10)
+
+
+def test_fifty_parallel_redeliveries_make_one_alert_and_one_run(
+    server: str, tokens: Tokens, sessionmaker: sessionmaker[Session]
+) -> None:
+    body = {"title": "same message", "severity": "high", "dedup_key": "sns:msg-0001"}
+    barrier = threading.Barrier(PARALLEL)
+
+    def deliver(_: int) -> httpx.Response:
+        with httpx.Client(base_url=server, timeout=30) as http:
+            barrier.wait()
+            return http.post("/v1/alerts", json=body, headers=tokens.as_ingest)
+
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        answers = list(pool.map(deliver, range(PARALLEL)))
+    assert Counter(a.status_code for a in answers) == {202: 1, 200: PARALLEL - 1}
+    assert len({a.json()["alert_id"] for a in answers}) == 1
+    with sessionmaker() as session:
+        alerts = session.execute(select(Alert)).scalars().all()
+        runs = session.execute(select(Run)).scalars().all()
+        deliveries = Counter(session.execute(select(Delivery.outcome)).scalars())
+    assert [(a.dedup_key, a.occurrences) for a in alerts] == [("sns:msg-0001", PARALLEL)]
+    assert len(runs) == 1
+    assert deliveries == {"accepted": 1, "duplicate": PARALLEL - 1}
