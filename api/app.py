@@ -19,6 +19,7 @@ from api.routes import ROUTERS
 from engine import wakeup
 from engine.library import PlaybookLibrary
 from engine.metrics import DatabaseGauges
+from engine.sns import CertificateStore, ConfirmSubscription, confirm_subscription_over_https
 from engine.store.approvals import count_pending
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.runs import count_by_status
@@ -30,8 +31,16 @@ log = logging.getLogger("riposte.api")
 WORKER_JOIN_SECONDS = 10.0
 
 
-def create_app(settings: Settings | None = None, *, in_process_workers: int = 0) -> FastAPI:
-    """Return the API app; with ``in_process_workers`` it also runs that many worker threads."""
+def create_app(
+    settings: Settings | None = None,
+    *,
+    in_process_workers: int = 0,
+    confirm_subscription: ConfirmSubscription = confirm_subscription_over_https,
+) -> FastAPI:
+    """Return the API app; with ``in_process_workers`` it also runs that many worker threads.
+
+    ``confirm_subscription`` visits an SNS SubscribeURL (tests pass one that records it).
+    """
     settings = settings or get_settings()
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
@@ -45,6 +54,8 @@ def create_app(settings: Settings | None = None, *, in_process_workers: int = 0)
         sessions=sessions,
         library=PlaybookLibrary(settings.playbook_dir),
         registry=registry,
+        sns_certificates=CertificateStore(cert_dir=settings.sns_cert_dir),
+        confirm_subscription=confirm_subscription,
     )
     app = FastAPI(
         title="Riposte",

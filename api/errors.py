@@ -38,11 +38,19 @@ _CODES = {
     415: "unsupported_media_type",
     422: "invalid_request",
     500: "internal_error",
+    502: "bad_gateway",
     503: "unavailable",
 }
 _MAX_LISTED_PROBLEMS = 5
-# Endpoints where a refused body is still a delivery to record.
-DELIVERY_ENDPOINTS = frozenset({"/v1/alerts"})
+# Endpoints where a refused body is still a delivery to record, with the source it records.
+DELIVERY_ENDPOINTS = {
+    "/v1/alerts": "unknown",
+    "/v1/webhooks/sns": "sns",
+    "/v1/webhooks/eventbridge": "eventbridge",
+    "/v1/webhooks/cloudtrail": "cloudtrail",
+}
+# Webhooks also record refusals raised as ApiError (bad signature, malformed body, auth).
+WEBHOOK_ENDPOINTS = frozenset(path for path in DELIVERY_ENDPOINTS if "/webhooks/" in path)
 
 
 class ApiError(Exception):
@@ -97,7 +105,11 @@ def install(app: FastAPI) -> None:
 
 async def _api_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ApiError)
-    return error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
+    response = error_response(exc.status, exc.message, code=exc.code, headers=exc.headers)
+    if (request.method == "POST" and request.url.path in WEBHOOK_ENDPOINTS
+            and 400 <= exc.status < 500):
+        await _record_rejected_delivery(request, response)
+    return response
 
 
 def _status(status: int) -> Callable[[Request, Exception], Awaitable[JSONResponse]]:
@@ -149,7 +161,8 @@ async def _record_rejected_delivery(request: Request, response: JSONResponse) ->
     def record() -> None:
         with request.app.state.runtime.sessions.begin() as session:
             record_rejected_delivery(
-                session=session, endpoint=request.url.path, source="unknown",
+                session=session, endpoint=request.url.path,
+                source=DELIVERY_ENDPOINTS.get(request.url.path, "unknown"),
                 reason=f"{response.status_code}: {reason}",
                 body_sha256=hashlib.sha256(body).hexdigest(), body_bytes=len(body),
             )

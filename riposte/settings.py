@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -43,6 +43,25 @@ class Settings(BaseSettings):
     log_level: str = Field(default="INFO", description="Log level of the JSON log lines.")
     host: str = Field(default="127.0.0.1", description="Address `riposte serve` listens on.")
     port: int = Field(default=8000, description="Port `riposte serve` listens on.")
+    sns_topics: list[str] = Field(
+        default=[],
+        description="TopicArn globs whose SNS subscriptions are confirmed (JSON list); "
+        "empty confirms none.",
+    )
+    sns_cert_dir: Path | None = Field(
+        default=None,
+        description="Directory of pinned SNS signing certificates; unset fetches them from the "
+        "SNS host.",
+    )
+    sns_basic_auth: SecretStr | None = Field(
+        default=None,
+        description="'user:password' the SNS subscription URL carries; when set the SNS "
+        "endpoint requires it.",
+    )
+    eventbridge_api_key_header: str = Field(
+        default="x-riposte-api-key",
+        description="Header an EventBridge connection's API_KEY auth sends the token in.",
+    )
 
 
 @lru_cache(maxsize=1)

@@ -4,11 +4,23 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from api.routes import alerts, approvals, audit, health, metrics, playbooks, runs
+from api.routes import (
+    alerts,
+    approvals,
+    audit,
+    deliveries,
+    health,
+    metrics,
+    playbooks,
+    runs,
+    webhooks,
+)
 
 ROUTERS: tuple[APIRouter, ...] = (
     health.router,
     alerts.router,
+    webhooks.router,
+    deliveries.router,
     runs.router,
     approvals.router,
     playbooks.router,

@@ -1,6 +1,16 @@
 """The wire: pydantic models of what the API accepts and answers (not the storage models)."""
 
-from api.schemas.alerts import AlertIn, AlertList, AlertOut, IngestOut, PrincipalIn, ResourceIn
+from api.schemas.alerts import (
+    AlertIn,
+    AlertList,
+    AlertOut,
+    DeliveryList,
+    DeliveryOut,
+    IngestOut,
+    PrincipalIn,
+    ResourceIn,
+    WebhookOut,
+)
 from api.schemas.approvals import (
     ApprovalList,
     ApprovalOut,
@@ -27,6 +37,8 @@ __all__ = [
     "ChainReportOut",
     "DecisionIn",
     "DecisionOut",
+    "DeliveryList",
+    "DeliveryOut",
     "IngestOut",
     "JsonValue",
     "MAX_JSON_DEPTH",
@@ -47,4 +59,5 @@ __all__ = [
     "StepBrief",
     "StepOut",
     "Text",
+    "WebhookOut",
 ]

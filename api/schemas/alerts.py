@@ -144,3 +144,27 @@ class AlertOut(ResponseModel):
 
 class AlertList(BaseModel):
     alerts: list[AlertOut]
+
+
+class WebhookOut(BaseModel):
+    """The answer to a webhook delivery: one entry per alert it held, in order."""
+
+    alerts: list[IngestOut]
+
+
+class DeliveryOut(ResponseModel):
+    """One recorded delivery: accepted, duplicate or rejected, and why."""
+
+    id: str
+    received_at: datetime
+    endpoint: str
+    source: str
+    outcome: str
+    reason: str
+    alert_id: str | None
+    body_sha256: str
+    body_bytes: int
+
+
+class DeliveryList(BaseModel):
+    deliveries: list[DeliveryOut]

@@ -20,18 +20,26 @@ from engine.sns.certificates import (
 from engine.sns.errors import SnsMessageInvalid, SnsSignatureInvalid, SnsUrlRefused
 from engine.sns.messages import SnsMessage, SnsMessageType, parse_sns_message, topic_allowed
 from engine.sns.signature import verify
+from engine.sns.subscriptions import (
+    ConfirmSubscription,
+    SubscriptionNotConfirmed,
+    confirm_subscription_over_https,
+)
 
 __all__ = [
     "CertificateStore",
+    "ConfirmSubscription",
     "FetchCertificate",
     "SnsMessage",
     "SnsMessageInvalid",
     "SnsMessageType",
     "SnsSignatureInvalid",
     "SnsUrlRefused",
+    "SubscriptionNotConfirmed",
     "certificate_file_name",
     "check_aws_url",
     "check_certificate_url",
+    "confirm_subscription_over_https",
     "fetch_certificate_over_https",
     "parse_sns_message",
     "topic_allowed",

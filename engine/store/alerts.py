@@ -89,6 +89,36 @@ def ingest_alert(
     return result
 
 
+def ingest_alerts(
+    *,
+    session: Session,
+    alerts: Sequence[NormalizedAlert],
+    playbooks: Mapping[str, LoadedPlaybook],
+    endpoint: str,
+    body_sha256: str,
+    body_bytes: int,
+    actor: str,
+) -> list[IngestResult]:
+    """Store every alert of one delivery, in the caller's transaction: all of them or none.
+
+    Each alert keeps its own delivery row (same body digest); a repeat inside the same body
+    counts on the alert stored just before it.
+    """
+    return [
+        ingest_alert(session=session, alert=alert, playbooks=playbooks, endpoint=endpoint,
+                     body_sha256=body_sha256, body_bytes=body_bytes, actor=actor)
+        for alert in alerts
+    ]
+
+
+def record_delivery(
+    *, session: Session, endpoint: str, source: str, outcome: str, reason: str,
+    body_sha256: str, body_bytes: int,
+) -> None:
+    """Keep a trace of a delivery that made no alert (an SNS subscription message)."""
+    _delivery(session, endpoint, source, outcome, None, body_sha256, body_bytes, reason)
+
+
 def record_rejected_delivery(
     *, session: Session, endpoint: str, source: str, reason: str, body_sha256: str,
     body_bytes: int,
@@ -109,6 +139,18 @@ def list_alerts(session: Session, *, limit: int = 100, offset: int = 0) -> Seque
     """Return alerts, newest first."""
     query = select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
     return session.execute(query).scalars().all()
+
+
+def list_deliveries(
+    session: Session, *, outcome: str | None = None, limit: int = 100, offset: int = 0
+) -> Sequence[Delivery]:
+    """Return deliveries, newest first, optionally only those with ``outcome``."""
+    query = select(Delivery)
+    if outcome is not None:
+        query = query.where(Delivery.outcome == outcome)
+    # Ids are time-ordered only to the millisecond: received_at breaks ties within one.
+    query = query.order_by(Delivery.received_at.desc(), Delivery.id.desc())
+    return session.execute(query.limit(limit).offset(offset)).scalars().all()
 
 
 def as_normalized(alert: Alert) -> NormalizedAlert:

@@ -1,0 +1,72 @@
+"""Store the alerts of one delivery for any endpoint: a 2xx means they are committed."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+
+from fastapi import Response
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.orm import Session
+
+from api.deps import BodyDigest
+from api.errors import unavailable
+from engine.alerts import NormalizedAlert
+from engine.library import PlaybookLibrary
+from engine.metrics import ALERTS_RECEIVED
+from engine.store.alerts import IngestResult, ingest_alerts
+from riposte.logs import bound
+
+log = logging.getLogger("riposte.api")
+
+# The source is chosen by the sender: only known ones become label values, so a sender cannot
+# grow the metric without bound.
+_METRIC_SOURCES = frozenset(
+    {"generic", "sns", "cloudwatch", "eventbridge", "securityhub", "guardduty", "cloudtrail"}
+)
+
+
+def store_delivery(
+    *,
+    session: Session,
+    alerts: Sequence[NormalizedAlert],
+    library: PlaybookLibrary,
+    endpoint: str,
+    digest: BodyDigest,
+    actor: str,
+    response: Response,
+) -> list[IngestResult]:
+    """Commit the alerts and their runs, or answer 503 so the sender delivers again.
+
+    Sets the answer's status: 200 when every alert was a repeat, else 202.
+    """
+    sources = [a.source if a.source in _METRIC_SOURCES else "other" for a in alerts]
+    try:
+        with session.begin():
+            results = ingest_alerts(
+                session=session,
+                alerts=alerts,
+                playbooks=library.current(),
+                endpoint=endpoint,
+                body_sha256=digest.sha256,
+                body_bytes=digest.size,
+                actor=actor,
+            )
+    except DataError:
+        raise  # a value the database refuses: retrying would not help (400)
+    except (DBAPIError, PoolTimeout) as exc:
+        for source in sources:
+            ALERTS_RECEIVED.labels(source, "unavailable").inc()
+        log.warning("delivery to %s from %s not stored: %s", endpoint, actor, type(exc).__name__)
+        raise unavailable("the alert was not stored (database unavailable); retry later") from None
+    for source, result in zip(sources, results, strict=True):
+        ALERTS_RECEIVED.labels(source, "duplicate" if result.duplicate else "accepted").inc()
+        with bound(alert_id=result.alert_id):
+            if result.duplicate:
+                log.info("repeat of alert %s from %s", result.alert_id, actor)
+            else:
+                log.info("alert %s from %s queued %d runs", result.alert_id, actor,
+                         len(result.run_ids))
+    response.status_code = 200 if all(result.duplicate for result in results) else 202
+    return results

@@ -1,0 +1,237 @@
+"""Webhooks: what SNS, EventBridge API destinations and CloudTrail shippers post, as they post it.
+
+Each reads the raw body (SNS sends JSON as text/plain), normalizes it and stores its alerts in
+one transaction; refusals are recorded as rejected deliveries by api.errors.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from api.deps import (
+    BodyDigest,
+    BodyDigestDep,
+    LibraryDep,
+    RawBodyDep,
+    Runtime,
+    RuntimeDep,
+    SessionDep,
+    SnsCaller,
+    WebhookCaller,
+)
+from api.errors import ApiError, error_response, unavailable
+from api.ingest import store_delivery
+from api.schemas import IngestOut, WebhookOut
+from engine import audit
+from engine.alerts import NormalizedAlert
+from engine.normalize import (
+    UnsupportedPayload,
+    normalize_cloudtrail,
+    normalize_eventbridge_delivery,
+    normalize_sns_message,
+)
+from engine.sns import (
+    SnsMessage,
+    SnsMessageInvalid,
+    SnsSignatureInvalid,
+    SubscriptionNotConfirmed,
+    check_aws_url,
+    parse_sns_message,
+    topic_allowed,
+    verify,
+)
+from engine.store.alerts import IngestResult, record_delivery
+
+log = logging.getLogger("riposte.api")
+router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+
+SNS_ENDPOINT = "/v1/webhooks/sns"
+EVENTBRIDGE_ENDPOINT = "/v1/webhooks/eventbridge"
+CLOUDTRAIL_ENDPOINT = "/v1/webhooks/cloudtrail"
+SNS_TYPE_HEADER = "x-amz-sns-message-type"
+
+_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+    200: {"model": WebhookOut, "description": "Every alert was a repeat of a stored one."},
+    202: {"model": WebhookOut, "description": "Stored; runs queued."},
+    400: {"description": "The body is not JSON (the message gives the position)."},
+    422: {"description": "JSON, but not a payload this endpoint reads."},
+    503: {"description": "Not stored (database unavailable): retry later."},
+}
+
+
+@router.post("/eventbridge", status_code=202, responses=_INGEST_RESPONSES)
+def post_eventbridge(
+    body: RawBodyDep,
+    caller: WebhookCaller,
+    session: SessionDep,
+    library: LibraryDep,
+    digest: BodyDigestDep,
+    response: Response,
+) -> WebhookOut:
+    """Store what an EventBridge API destination posts: one event or an array of events."""
+    alerts = _normalized(normalize_eventbridge_delivery, _json_body(body), "EventBridge event")
+    results = store_delivery(session=session, alerts=alerts, library=library,
+                             endpoint=EVENTBRIDGE_ENDPOINT, digest=digest, actor=caller.name,
+                             response=response)
+    return _answer(results)
+
+
+@router.post("/cloudtrail", status_code=202, responses=_INGEST_RESPONSES)
+def post_cloudtrail(
+    body: RawBodyDep,
+    caller: WebhookCaller,
+    session: SessionDep,
+    library: LibraryDep,
+    digest: BodyDigestDep,
+    response: Response,
+) -> WebhookOut:
+    """Store a CloudTrail record or a log file (``{"Records": [...]}``), one alert per record."""
+    alerts = _normalized(normalize_cloudtrail, _json_body(body), "CloudTrail payload")
+    results = store_delivery(session=session, alerts=alerts, library=library,
+                             endpoint=CLOUDTRAIL_ENDPOINT, digest=digest, actor=caller.name,
+                             response=response)
+    return _answer(results)
+
+
+@router.post(
+    "/sns",
+    status_code=202,
+    response_model=None,
+    responses={
+        **_INGEST_RESPONSES,
+        200: {"description": "A repeat, or a (un)subscription confirmation handled."},
+        401: {"description": "RIPOSTE_SNS_BASIC_AUTH is set and the credentials are wrong."},
+        403: {"description": "The signature does not verify, or the topic is not allowed."},
+        502: {"description": "SNS did not accept the visit of the SubscribeURL."},
+    },
+)
+def post_sns(
+    request: Request,
+    body: RawBodyDep,
+    caller: SnsCaller,
+    runtime: RuntimeDep,
+    session: SessionDep,
+    library: LibraryDep,
+    digest: BodyDigestDep,
+    response: Response,
+) -> WebhookOut | JSONResponse:
+    """Verify an SNS message, then store its alerts or handle the subscription it is about.
+
+    A sync route runs in a worker thread: fetching a certificate or visiting the SubscribeURL
+    blocks that thread, never the event loop.
+    """
+    message = _sns_message(body, request.headers.get(SNS_TYPE_HEADER))
+    try:
+        verify(message, runtime.sns_certificates)
+    except SnsSignatureInvalid as exc:
+        log.warning("SNS message %s refused: %s", message.message_id, exc)
+        raise ApiError(403, f"SNS signature refused: {exc}") from None
+    if message.type == "Notification":
+        alerts = _normalized(lambda doc: normalize_sns_message(message.type, doc),
+                             _json_body(body), "SNS notification")
+        results = store_delivery(session=session, alerts=alerts, library=library,
+                                 endpoint=SNS_ENDPOINT, digest=digest, actor=caller.name,
+                                 response=response)
+        return _answer(results)
+    if message.type == "UnsubscribeConfirmation":
+        _record_subscription(runtime, message, digest, outcome="accepted",
+                             verb="sns.unsubscribe_confirmed", reason="unsubscribed")
+        return JSONResponse({"type": message.type, "topic_arn": message.topic_arn})
+    if not topic_allowed(message.topic_arn, runtime.settings.sns_topics):
+        reason = f"topic {message.topic_arn!r} is not allowed by RIPOSTE_SNS_TOPICS"
+        _record_subscription(runtime, message, digest, outcome="rejected",
+                             verb="sns.subscription_refused", reason=f"403: {reason}")
+        return error_response(403, f"subscription not confirmed: {reason}")
+    assert message.subscribe_url is not None  # parse_sns_message requires it
+    try:
+        url = check_aws_url(message.subscribe_url)
+        runtime.confirm_subscription(url)
+    except SnsSignatureInvalid as exc:  # SnsUrlRefused: nothing was requested
+        raise ApiError(403, f"subscription not confirmed: {exc}") from None
+    except SubscriptionNotConfirmed as exc:
+        log.warning("SNS subscription to %s not confirmed: %s", message.topic_arn, exc)
+        raise ApiError(502, f"subscription not confirmed: {exc}") from None
+    _record_subscription(runtime, message, digest, outcome="accepted",
+                         verb="sns.subscription_confirmed", reason="subscription confirmed")
+    log.info("confirmed the SNS subscription to %s", message.topic_arn)
+    return JSONResponse({"type": message.type, "topic_arn": message.topic_arn,
+                         "confirmed": True})
+
+
+def _json_body(body: bytes) -> Any:
+    """Return the parsed body or answer 400 saying where it stops being JSON."""
+    try:
+        return json.loads(body, parse_constant=_no_constant)
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"malformed JSON body: {exc.msg} at line {exc.lineno} column "
+                            f"{exc.colno} (position {exc.pos})", code="malformed_json") from None
+    except UnicodeDecodeError as exc:
+        raise ApiError(400, f"malformed JSON body: not UTF-8 ({exc.reason} at position "
+                            f"{exc.start})", code="malformed_json") from None
+    except RecursionError:
+        raise ApiError(400, "malformed JSON body: nested too deeply",
+                       code="malformed_json") from None
+    except ValueError as exc:
+        raise ApiError(400, f"malformed JSON body: {exc}", code="malformed_json") from None
+
+
+def _no_constant(name: str) -> Any:
+    # NaN and Infinity are not JSON, and PostgreSQL refuses them in a JSONB column.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _normalized(
+    normalize: Callable[[Any], list[NormalizedAlert]], document: Any, what: str
+) -> list[NormalizedAlert]:
+    try:
+        alerts = normalize(document)
+    except UnsupportedPayload as exc:
+        raise ApiError(422, f"unsupported {what}: {exc}") from None
+    if not alerts:
+        raise ApiError(422, f"the {what} holds no event to store")
+    return alerts
+
+
+def _sns_message(body: bytes, header_type: str | None) -> SnsMessage:
+    try:
+        message = parse_sns_message(body)
+    except SnsMessageInvalid as exc:
+        raise ApiError(400, str(exc)) from None
+    if header_type != message.type:
+        raise ApiError(400, f"the {SNS_TYPE_HEADER} header ({header_type!r}) does not match the "
+                            f"message Type ({message.type!r})")
+    return message
+
+
+def _record_subscription(
+    runtime: Runtime, message: SnsMessage, digest: BodyDigest, *, outcome: str, verb: str,
+    reason: str,
+) -> None:
+    try:
+        with runtime.sessions.begin() as session:
+            record_delivery(session=session, endpoint=SNS_ENDPOINT, source="sns",
+                            outcome=outcome, reason=reason, body_sha256=digest.sha256,
+                            body_bytes=digest.size)
+            audit.record(session, actor="sns", verb=verb,
+                         details={"topic_arn": message.topic_arn,
+                                  "message_id": message.message_id})
+    except DataError:
+        raise
+    except (DBAPIError, PoolTimeout):
+        raise unavailable("the SNS message was not recorded (database unavailable); "
+                          "retry later") from None
+
+
+def _answer(results: list[IngestResult]) -> WebhookOut:
+    return WebhookOut(alerts=[
+        IngestOut(alert_id=r.alert_id, run_ids=r.run_ids, duplicate=r.duplicate)
+        for r in results
+    ])

@@ -1,0 +1,202 @@
+"""POST /v1/webhooks/sns: signed messages exactly as SNS posts them (text/plain JSON).
+
+Messages are shaped like AWS's documented examples (tests/sns_keys) and signed with a throwaway
+certificate pinned in RIPOSTE_SNS_CERT_DIR under the name of its SNS certificate URL.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from pydantic import SecretStr
+
+from api.app import create_app
+from riposte.settings import Settings
+from tests import sns_keys
+from tests.samples import load
+
+if TYPE_CHECKING:
+    from fastapi.testclient import TestClient
+
+    from tests.e2e.conftest import MakeClient, Tokens
+
+SNS = "/v1/webhooks/sns"
+OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:someone-elses-topic"
+
+
+@pytest.fixture
+def sns_settings(settings: Settings, tmp_path: Path) -> Settings:
+    cert_dir = tmp_path / "sns-certs"
+    cert_dir.mkdir()
+    (cert_dir / sns_keys.CERT_FILE_NAME).write_bytes(sns_keys.default_identity().certificate_pem)
+    return settings.model_copy(update={
+        "sns_cert_dir": cert_dir, "sns_topics": ["arn:aws:sns:us-east-1:123456789012:riposte-*"]})
+
+
+@pytest.fixture
+def visited() -> list[str]:
+    """The SubscribeURLs the app visited (recorded instead of requested)."""
+    return []
+
+
+@pytest.fixture
+def sns_client(
+    sns_settings: Settings, tokens: Tokens, visited: list[str], make_client: MakeClient
+) -> Iterator[TestClient]:
+    app = create_app(sns_settings, confirm_subscription=visited.append)
+    with make_client(app) as client:
+        yield client
+
+
+def _post(client: TestClient, message: dict[str, Any], *, kind: str | None = None,
+          **kwargs: Any) -> Any:
+    headers = {"Content-Type": "text/plain; charset=UTF-8",
+               "x-amz-sns-message-type": kind or message["Type"]}
+    return client.post(SNS, content=json.dumps(message), headers=headers, **kwargs)
+
+
+def _deliveries(client: TestClient, tokens: Tokens) -> list[dict[str, Any]]:
+    response = client.get("/v1/deliveries", headers=tokens.as_admin)
+    assert response.status_code == 200, response.text
+    rows: list[dict[str, Any]] = response.json()["deliveries"]
+    return rows
+
+
+def _audit_verbs(client: TestClient, tokens: Tokens) -> list[str]:
+    events = client.get("/v1/audit", headers=tokens.as_responder).json()["events"]
+    return [event["verb"] for event in events]
+
+
+def test_a_signed_notification_is_stored_and_a_redelivery_is_a_repeat(
+    sns_client: TestClient, tokens: Tokens
+) -> None:
+    message = sns_keys.sign(sns_keys.notification())
+    first = _post(sns_client, message)
+    assert first.status_code == 202, first.text
+    [answer] = first.json()["alerts"]
+    alert = sns_client.get(f"/v1/alerts/{answer['alert_id']}", headers=tokens.as_responder).json()
+    assert alert["dedup_key"] == f"sns:{message['MessageId']}"
+    assert alert["account"] == "123456789012"
+
+    again = _post(sns_client, message)
+    assert again.status_code == 200
+    assert again.json()["alerts"][0] == {**answer, "duplicate": True}
+
+
+def test_a_signed_cloudwatch_alarm_notification_becomes_a_cloudwatch_alert(
+    sns_client: TestClient, tokens: Tokens
+) -> None:
+    # The sample's own signature is AWS's; re-sign it with the pinned test certificate.
+    sample = load("sns_cloudwatch_alarm_redshift")
+    fields = {k: v for k, v in sample.items()
+              if k not in ("Signature", "SignatureVersion", "SigningCertURL")}
+    response = _post(sns_client, sns_keys.sign(fields, version="1"))
+    assert response.status_code == 202, response.text
+    alert_id = response.json()["alerts"][0]["alert_id"]
+    alert = sns_client.get(f"/v1/alerts/{alert_id}", headers=tokens.as_responder).json()
+    assert alert["source"] == "cloudwatch"
+
+
+@pytest.mark.parametrize("tamper", [
+    pytest.param(lambda m: {**m, "Message": m["Message"] + "!"}, id="message-changed"),
+    pytest.param(lambda m: sns_keys.sign(sns_keys.notification(), sns_keys.other_identity()),
+                 id="wrong-key"),
+    pytest.param(lambda m: {**m, "SigningCertURL": "https://evil.example.com/cert.pem"},
+                 id="certificate-off-sns"),
+])
+def test_a_tampered_notification_is_refused_403_and_recorded_rejected(
+    sns_client: TestClient, tokens: Tokens, tamper: Any
+) -> None:
+    message = tamper(sns_keys.sign(sns_keys.notification()))
+    response = _post(sns_client, message)
+    assert response.status_code == 403, response.text
+    assert "SNS signature refused" in response.json()["message"]
+    assert sns_client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"] == []
+    [row] = _deliveries(sns_client, tokens)
+    assert (row["outcome"], row["source"]) == ("rejected", "sns")
+    assert row["reason"].startswith("403: SNS signature refused")
+
+
+def test_a_subscription_to_an_allowed_topic_is_confirmed_once(
+    sns_client: TestClient, tokens: Tokens, visited: list[str]
+) -> None:
+    message = sns_keys.sign(sns_keys.confirmation())
+    response = _post(sns_client, message)
+    assert response.status_code == 200, response.text
+    assert visited == [message["SubscribeURL"]]
+    [row] = _deliveries(sns_client, tokens)
+    assert (row["outcome"], row["alert_id"]) == ("accepted", None)
+    assert "sns.subscription_confirmed" in _audit_verbs(sns_client, tokens)
+
+
+def test_a_subscription_to_another_topic_is_refused_without_a_visit(
+    sns_client: TestClient, tokens: Tokens, visited: list[str]
+) -> None:
+    response = _post(sns_client, sns_keys.sign(sns_keys.confirmation(TopicArn=OTHER_TOPIC)))
+    assert response.status_code == 403
+    assert "RIPOSTE_SNS_TOPICS" in response.json()["message"]
+    assert visited == []
+    [row] = _deliveries(sns_client, tokens)
+    assert row["outcome"] == "rejected" and OTHER_TOPIC in row["reason"]
+    assert "sns.subscription_refused" in _audit_verbs(sns_client, tokens)
+
+
+def test_a_subscribe_url_off_the_sns_host_is_never_visited(
+    sns_client: TestClient, tokens: Tokens, visited: list[str]
+) -> None:
+    message = sns_keys.sign(sns_keys.confirmation(SubscribeURL="https://example.com/confirm"))
+    response = _post(sns_client, message)
+    assert response.status_code == 403
+    assert visited == []
+
+
+def test_an_unsubscribe_confirmation_is_recorded_and_nothing_is_visited(
+    sns_client: TestClient, tokens: Tokens, visited: list[str]
+) -> None:
+    response = _post(sns_client, sns_keys.sign(sns_keys.confirmation("UnsubscribeConfirmation")))
+    assert response.status_code == 200, response.text
+    assert visited == []
+    assert [r["outcome"] for r in _deliveries(sns_client, tokens)] == ["accepted"]
+    assert "sns.unsubscribe_confirmed" in _audit_verbs(sns_client, tokens)
+
+
+@pytest.mark.parametrize(("content", "kind", "fragment"), [
+    pytest.param("{", "Notification", "not JSON", id="truncated"),
+    pytest.param("[]", "Notification", "JSON object", id="not-an-object"),
+    pytest.param(json.dumps({"Type": "Notification"}), "Notification", "missing",
+                 id="missing-fields"),
+    pytest.param(json.dumps(sns_keys.sign(sns_keys.notification())), "SubscriptionConfirmation",
+                 "does not match", id="header-mismatch"),
+    pytest.param(json.dumps(sns_keys.sign(sns_keys.notification())), None, "does not match",
+                 id="header-missing"),
+])
+def test_a_malformed_sns_body_is_400_and_recorded(
+    sns_client: TestClient, tokens: Tokens, content: str, kind: str | None, fragment: str
+) -> None:
+    headers = {"Content-Type": "text/plain; charset=UTF-8"}
+    if kind is not None:
+        headers["x-amz-sns-message-type"] = kind
+    response = sns_client.post(SNS, content=content, headers=headers)
+    assert response.status_code == 400, response.text
+    assert fragment in response.json()["message"]
+    [row] = _deliveries(sns_client, tokens)
+    assert row["outcome"] == "rejected" and row["reason"].startswith("400")
+
+
+def test_basic_auth_is_required_when_configured(
+    sns_settings: Settings, tokens: Tokens, visited: list[str], make_client: MakeClient
+) -> None:
+    secured = sns_settings.model_copy(update={"sns_basic_auth": SecretStr("sns:s3cret-pass")})
+    message = sns_keys.sign(sns_keys.notification())
+    with make_client(create_app(secured, confirm_subscription=visited.append)) as client:
+        missing = _post(client, message)
+        wrong = _post(client, message, auth=("sns", "guess"))
+        right = _post(client, message, auth=("sns", "s3cret-pass"))
+        reasons = [r["reason"] for r in _deliveries(client, tokens)]
+    assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 202)
+    assert missing.headers["WWW-Authenticate"].startswith("Basic")
+    assert not any("s3cret" in reason for reason in reasons)
