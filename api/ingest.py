@@ -39,7 +39,7 @@ def store_delivery(
 ) -> list[IngestResult]:
     """Commit the alerts and their runs, or answer 503 so the sender delivers again.
 
-    Sets the answer's status: 200 when every alert was a repeat, else 202.
+    Sets the answer's status: 202 when anything new was stored, else 200 (repeats, ignored).
     """
     sources = [a.source if a.source in _METRIC_SOURCES else "other" for a in alerts]
     try:
@@ -61,12 +61,17 @@ def store_delivery(
         log.warning("delivery to %s from %s not stored: %s", endpoint, actor, type(exc).__name__)
         raise unavailable("the alert was not stored (database unavailable); retry later") from None
     for source, result in zip(sources, results, strict=True):
-        ALERTS_RECEIVED.labels(source, "duplicate" if result.duplicate else "accepted").inc()
+        outcome = "ignored" if result.ignored else (
+            "duplicate" if result.duplicate else "accepted")
+        ALERTS_RECEIVED.labels(source, outcome).inc()
         with bound(alert_id=result.alert_id):
-            if result.duplicate:
+            if result.ignored:
+                log.info("finding from %s ignored: last updated by Riposte", actor)
+            elif result.duplicate:
                 log.info("repeat of alert %s from %s", result.alert_id, actor)
             else:
                 log.info("alert %s from %s queued %d runs", result.alert_id, actor,
                          len(result.run_ids))
-    response.status_code = 200 if all(result.duplicate for result in results) else 202
+    # 202 only when something new was stored (and may have queued runs).
+    response.status_code = 202 if any(not (r.duplicate or r.ignored) for r in results) else 200
     return results

@@ -90,6 +90,21 @@ def _one_of(allowed: list[str], value: str | None) -> bool:
     return not allowed or (value is not None and value in allowed)
 
 
+# What Riposte writes as Note.UpdatedBy when it updates a Security Hub finding.
+RIPOSTE_UPDATED_BY = "riposte"
+
+
+def updated_by_riposte(alert: NormalizedAlert) -> bool:
+    """Tell whether a Security Hub finding was last updated by Riposte itself (not a new fact)."""
+    if alert.source != "securityhub" or not isinstance(alert.details, dict):
+        return False
+    extra = alert.details.get("extra")
+    updated_by = extra.get("note_updated_by") if isinstance(extra, dict) else None
+    return isinstance(updated_by, str) and updated_by.strip().lower().startswith(
+        RIPOSTE_UPDATED_BY
+    )
+
+
 def template_view(alert_id: str, alert: NormalizedAlert) -> dict[str, Any]:
     """Return the alert as playbook templates see it (``alert.principal.name`` …)."""
     return {"id": alert_id, **alert.model_dump(mode="json")}

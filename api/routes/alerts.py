@@ -52,7 +52,7 @@ def post_alert(
         response=response,
     )
     return IngestOut(alert_id=result.alert_id, run_ids=result.run_ids,
-                     duplicate=result.duplicate)
+                     duplicate=result.duplicate, ignored=result.ignored)
 
 
 @router.get(ENDPOINT)

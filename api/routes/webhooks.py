@@ -232,6 +232,7 @@ def _record_subscription(
 
 def _answer(results: list[IngestResult]) -> WebhookOut:
     return WebhookOut(alerts=[
-        IngestOut(alert_id=r.alert_id, run_ids=r.run_ids, duplicate=r.duplicate)
+        IngestOut(alert_id=r.alert_id, run_ids=r.run_ids, duplicate=r.duplicate,
+                  ignored=r.ignored)
         for r in results
     ])

@@ -104,11 +104,15 @@ class AlertIn(RequestModel):
 
 
 class IngestOut(BaseModel):
-    """The answer to an alert delivery: what was stored and which runs it started."""
+    """The answer to an alert delivery: what was stored and which runs it started.
 
-    alert_id: str
+    ``ignored``: a Security Hub finding whose last update was Riposte's own; nothing stored.
+    """
+
+    alert_id: str | None
     run_ids: list[str]
     duplicate: bool
+    ignored: bool = False
 
 
 class AlertOut(ResponseModel):

@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.alerts import NormalizedAlert, trigger_matches
+from engine.alerts import NormalizedAlert, trigger_matches, updated_by_riposte
 from engine.playbooks import LoadedPlaybook
 from engine.store.errors import NotFound
 from engine.store.models import Alert, Delivery
@@ -20,11 +20,12 @@ from engine.store.types import utcnow
 
 @dataclass
 class IngestResult:
-    """The stored alert, the runs it queued, and whether it was a repeat."""
+    """The stored alert, the runs it queued, and whether it was a repeat or ignored."""
 
-    alert_id: str
+    alert_id: str | None
     run_ids: list[str] = field(default_factory=list)
     duplicate: bool = False
+    ignored: bool = False
 
 
 def ingest_alert(
@@ -41,6 +42,11 @@ def ingest_alert(
 
     A repeat (same ``dedup_key``) only counts on the alert it repeats.
     """
+    if updated_by_riposte(alert):
+        # Riposte's own note on a finding comes back as an update: never a reason to act again.
+        _delivery(session, endpoint, alert.source, "ignored", None, body_sha256, body_bytes,
+                  "finding last updated by Riposte")
+        return IngestResult(alert_id=None, ignored=True)
     existing = None
     if alert.dedup_key:
         existing = session.execute(

@@ -85,7 +85,8 @@ def test_a_repeat_with_the_same_dedup_key_counts_on_the_first_alert_and_starts_n
     first = post_alert(client, tokens.as_ingest, **body)
     again = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
     assert again.status_code == 200
-    assert again.json() == {"alert_id": first["alert_id"], "run_ids": [], "duplicate": True}
+    assert again.json() == {"alert_id": first["alert_id"], "run_ids": [], "duplicate": True,
+                            "ignored": False}
     alert = client.get(f"/v1/alerts/{first['alert_id']}", headers=tokens.as_responder).json()
     assert alert["occurrences"] == 2
     assert alert["run_ids"] == first["run_ids"]

@@ -85,7 +85,8 @@ def test_a_redelivered_event_answers_200_with_the_same_alert_and_stores_nothing_
     again = _post(client, EVENTBRIDGE, event, {API_KEY_HEADER: tokens.ingest})
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json()["alerts"] == [
-        {"alert_id": first.json()["alerts"][0]["alert_id"], "run_ids": [], "duplicate": True}
+        {"alert_id": first.json()["alerts"][0]["alert_id"], "run_ids": [], "duplicate": True,
+         "ignored": False}
     ]
     alerts = client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"]
     assert [a["occurrences"] for a in alerts] == [2]
@@ -204,3 +205,32 @@ def test_one_bad_event_in_an_array_stores_none_of_them(client: TestClient, token
 def test_the_openapi_document_lists_the_webhooks(client: TestClient) -> None:
     paths = client.get("/openapi.json").json()["paths"]
     assert {EVENTBRIDGE, CLOUDTRAIL, "/v1/webhooks/sns", "/v1/deliveries"} <= set(paths)
+
+
+def test_a_finding_riposte_itself_last_updated_is_ignored_not_acted_on(
+    client: TestClient, tokens: Tokens, write_playbook: Callable[[str, str], Path]
+) -> None:
+    """Sample: the user guide's Findings - Imported envelope with the two ASR findings; the
+    first carries the Note Riposte writes when it updates a finding, the second another's."""
+    write_playbook("any-finding.yml", "name: any-finding\ntrigger: {source: [securityhub]}\n"
+                   "steps:\n  - {id: note, action: core.log, with: {message: x}}\n")
+    event = load("securityhub_event_imported_envelope")
+    ours, theirs = load("securityhub_finding_afsbp_ec2_2"), load("securityhub_finding_afsbp_iam_8")
+    ours["Note"] = {"Text": "contained by run r-1", "UpdatedBy": "riposte",
+                    "UpdatedAt": "2026-11-27T20:00:00Z"}
+    theirs["Note"] = {"Text": "looking", "UpdatedBy": "analyst",
+                      "UpdatedAt": "2026-11-27T20:00:00Z"}
+    event["detail"]["findings"] = [ours, theirs]
+    response = _post(client, EVENTBRIDGE, event, tokens.as_ingest)
+    assert response.status_code == 202, response.text
+    ignored, stored = response.json()["alerts"]
+    assert ignored == {"alert_id": None, "run_ids": [], "duplicate": False, "ignored": True}
+    assert stored["ignored"] is False and len(stored["run_ids"]) == 1
+    outcomes = sorted(d["outcome"] for d in _deliveries(client, tokens))
+    assert outcomes == ["accepted", "ignored"]
+
+    event["detail"]["findings"] = [ours]
+    again = _post(client, EVENTBRIDGE, event, tokens.as_ingest)
+    assert again.status_code == 200 and again.json()["alerts"][0]["ignored"] is True
+    listed = client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"]
+    assert len(listed) == 1
