@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import threading
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -12,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -20,6 +17,7 @@ from api.app import create_app
 from engine.store.models import Alert, Delivery, Run
 from riposte.settings import Settings
 from tests.e2e.conftest import Tokens
+from tests.live_server import serving
 
 PARALLEL = 50
 PLAYBOOK = """
@@ -32,25 +30,9 @@ steps:
 
 @pytest.fixture
 def server(settings: Settings, write_playbook: Callable[[str, str], Path]) -> Iterator[str]:
-    """Serve the app with uvicorn on a free loopback port, as `riposte serve` does."""
     write_playbook("every.yml", PLAYBOOK)
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    config = uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                            log_config=None, log_level="warning")
-    instance = uvicorn.Server(config)
-    thread = threading.Thread(target=instance.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not instance.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        instance.should_exit = True
-        thread.join(timeout=10)
+    with serving(create_app(settings)) as base_url:
+        yield base_url
 
 
 def test_fifty_parallel_redeliveries_make_one_alert_and_one_run(

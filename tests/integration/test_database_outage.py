@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
 from collections import Counter
@@ -11,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import pytest
-import uvicorn
 from sqlalchemy import select
 
 from api.app import create_app
@@ -21,6 +19,7 @@ from engine.store.models import Alert
 from engine.store.tokens import create_token
 from riposte.settings import Settings
 from tests.integration.throwaway_postgres import ThrowawayPostgres, throwaway_postgres
+from tests.live_server import serving
 
 
 @pytest.fixture
@@ -28,21 +27,6 @@ def database() -> Iterator[ThrowawayPostgres]:
     with throwaway_postgres() as server:
         upgrade(server.url)
         yield server
-
-
-def serve(settings: Settings) -> tuple[uvicorn.Server, threading.Thread, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port,
-                                           log_config=None, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
-        time.sleep(0.02)
-    return server, thread, f"http://127.0.0.1:{port}"
 
 
 def test_every_acknowledged_alert_survives_a_database_restart(
@@ -54,46 +38,45 @@ def test_every_acknowledged_alert_survives_a_database_restart(
         token = create_token(session=session, name="sensor", role="ingest")
     playbooks = tmp_path / "playbooks"
     playbooks.mkdir()
-    server, thread, base = serve(Settings(database_url=database.url, playbook_dir=playbooks))
+    app = create_app(Settings(database_url=database.url, playbook_dir=playbooks))
     acknowledged: list[str] = []
     statuses: Counter[int] = Counter()
     stop = threading.Event()
 
-    def sender() -> None:
-        with httpx.Client(base_url=base, timeout=30,
-                          headers={"Authorization": f"Bearer {token}"}) as http:
-            n = 0
-            while not stop.is_set():
-                n += 1
-                key = f"outage-{threading.get_ident()}-{n}"
-                answer = http.post("/v1/alerts", json={"title": key, "severity": 10,
-                                                       "dedup_key": key})
-                statuses[answer.status_code] += 1
-                if answer.status_code in (200, 202):
-                    acknowledged.append(key)
-                elif answer.status_code == 503:
-                    assert answer.headers["Retry-After"]
-                    time.sleep(0.05)
+    with serving(app) as base:
+        def sender() -> None:
+            with httpx.Client(base_url=base, timeout=30,
+                              headers={"Authorization": f"Bearer {token}"}) as http:
+                n = 0
+                while not stop.is_set():
+                    n += 1
+                    key = f"outage-{threading.get_ident()}-{n}"
+                    answer = http.post("/v1/alerts", json={"title": key, "severity": 10,
+                                                           "dedup_key": key})
+                    statuses[answer.status_code] += 1
+                    if answer.status_code in (200, 202):
+                        acknowledged.append(key)
+                    elif answer.status_code == 503:
+                        assert answer.headers["Retry-After"]
+                        time.sleep(0.05)
 
-    senders = [threading.Thread(target=sender) for _ in range(4)]
-    try:
-        for t in senders:
-            t.start()
-        time.sleep(1.5)
-        database.stop()
-        outage_started = len(acknowledged)
-        time.sleep(1.5)
-        database.start()
-        deadline = time.monotonic() + 30
-        while len(acknowledged) < outage_started + 50:  # recovered, without a restart of ours
-            assert time.monotonic() < deadline, f"no recovery: {statuses}"
-            time.sleep(0.1)
-    finally:
-        stop.set()
-        for t in senders:
-            t.join(timeout=30)
-        server.should_exit = True
-        thread.join(timeout=10)
+        senders = [threading.Thread(target=sender) for _ in range(4)]
+        try:
+            for t in senders:
+                t.start()
+            time.sleep(1.5)
+            database.stop()
+            outage_started = len(acknowledged)
+            time.sleep(1.5)
+            database.start()
+            deadline = time.monotonic() + 30
+            while len(acknowledged) < outage_started + 50:  # recovered, without a restart of ours
+                assert time.monotonic() < deadline, f"no recovery: {statuses}"
+                time.sleep(0.1)
+        finally:
+            stop.set()
+            for t in senders:
+                t.join(timeout=30)
     assert statuses[503] > 0, f"the outage was not seen: {statuses}"
     assert set(statuses) <= {202, 503}, statuses
     with sessions() as session:
