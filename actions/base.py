@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, TypeVar
+from functools import cached_property
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict
+
+from riposte.settings import Settings, get_settings
+
+if TYPE_CHECKING:
+    from actions.aws.clients import AwsClients
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -42,20 +49,66 @@ class PlannedCall(BaseModel):
 
 
 @dataclass
+class RunEnv:
+    """What the steps of one run share: settings, the alert, AWS clients, cached lookups."""
+
+    run_id: str
+    mode: str
+    settings: Settings = field(default_factory=get_settings)
+    alert: Mapping[str, Any] = field(default_factory=dict)
+    cache: dict[str, Any] = field(default_factory=dict)
+
+    @cached_property
+    def aws(self) -> AwsClients:
+        from actions.aws.clients import AwsClients
+
+        return AwsClients(self.settings, dry_run=self.mode == "dry_run", run_id=self.run_id)
+
+
+@dataclass
 class ActionContext:
     """What an action may know about the step it runs in."""
 
     run_id: str
     step_id: str
     mode: str
+    env: RunEnv | None = None
     attempt: int = 1
     cancelled: threading.Event = field(default_factory=threading.Event)
     vars_update: dict[str, Any] = field(default_factory=dict)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("riposte.action"))
 
+    def __post_init__(self) -> None:
+        if self.env is None:
+            self.env = RunEnv(run_id=self.run_id, mode=self.mode)
+
     @property
     def dry_run(self) -> bool:
         return self.mode == "dry_run"
+
+    @property
+    def run_env(self) -> RunEnv:
+        assert self.env is not None  # set by __post_init__
+        return self.env
+
+    @property
+    def settings(self) -> Settings:
+        return self.run_env.settings
+
+    @property
+    def alert(self) -> Mapping[str, Any]:
+        """The run's alert as templates see it (``alert.account``, ``alert.region``, …)."""
+        return self.run_env.alert
+
+    @property
+    def aws(self) -> AwsClients:
+        """The run's AWS client factory (guarded against changes in dry-run)."""
+        return self.run_env.aws
+
+    @property
+    def cache(self) -> dict[str, Any]:
+        """Lookups cached for the rest of the run (enrichment results)."""
+        return self.run_env.cache
 
     def set_vars(self, values: dict[str, Any]) -> None:
         """Put values into the run's context, visible to later steps as ``vars``."""
@@ -69,11 +122,24 @@ class Action(Generic[P]):
     Input: type[P]
     permissions: ClassVar[tuple[str, ...]] = ()
     mutating: ClassVar[bool] = False
+    reversible: ClassVar[bool] = False
 
     def plan(self, ctx: ActionContext, params: P) -> list[PlannedCall]:
         """Return the calls ``run`` would make, doing only read-only lookups."""
         return []
 
     def run(self, ctx: ActionContext, params: P) -> Any:
-        """Carry the action out and return its output (JSON-serialisable)."""
+        """Carry the action out and return its output (JSON-serialisable).
+
+        A mutating action returns a mapping whose ``undo`` key holds what it changed, exactly
+        what ``undo`` needs to put it back (and nothing it found already in place).
+        """
         raise NotImplementedError
+
+    def plan_undo(self, ctx: ActionContext, undo: dict[str, Any]) -> list[PlannedCall]:
+        """Return the calls ``undo`` would make for the recorded ``undo`` data."""
+        raise ActionError("NotReversible", f"{self.name} cannot be undone", retryable=False)
+
+    def undo(self, ctx: ActionContext, undo: dict[str, Any]) -> Any:
+        """Put back what ``run`` changed, from the ``undo`` data it returned."""
+        raise ActionError("NotReversible", f"{self.name} cannot be undone", retryable=False)

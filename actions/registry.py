@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import difflib
+import functools
+import importlib
+import pkgutil
 from typing import Any, TypeVar
 
 from actions.base import Action
@@ -20,9 +23,13 @@ def register(cls: A) -> A:
     return cls
 
 
+@functools.cache
 def _load() -> None:
-    # Importing the modules runs their @register decorators.
-    from actions import core  # noqa: F401
+    # Importing every module of the package runs their @register decorators.
+    import actions
+
+    for module in pkgutil.walk_packages(actions.__path__, prefix="actions."):
+        importlib.import_module(module.name)
 
 
 def all_actions() -> dict[str, type[Action[Any]]]:

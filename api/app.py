@@ -104,6 +104,7 @@ def _start_worker(runtime: Runtime, number: int, stop: threading.Event) -> threa
         lease_seconds=settings.lease_seconds,
         poll_seconds=settings.worker_poll_seconds,
         approval_expiry=settings.approval_expires_in,
+        settings=settings,
     )
     thread = threading.Thread(
         target=worker.serve, args=(stop,), daemon=True, name=f"riposte-worker-api-{number}"

@@ -10,6 +10,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from actions.base import RunEnv
 from engine import conductor, runner
 from engine.alerts import NormalizedAlert, template_view
 from engine.playbooks import LoadedPlaybook
@@ -38,6 +39,7 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
     spec = playbook.spec
     alert_view = template_view(REHEARSAL_ID, alert)
     run_view = {"id": REHEARSAL_ID, "mode": "dry_run", "playbook": spec.name}
+    env = RunEnv(run_id=REHEARSAL_ID, mode="dry_run", alert=alert_view)
     state = conductor.apply(conductor.initial_state(spec), "claim")
     rehearsed: list[RehearsedStep] = []
     # The cursor only moves forward (on_error jumps too), so each step runs at most once.
@@ -56,7 +58,7 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
                 state = conductor.apply(state, "claim")
         context = runner.template_context(alert=alert_view, state=state, run=run_view)
         outcome = runner.execute_step(
-            step, context, run_id=REHEARSAL_ID, mode="dry_run", sleep=_no_wait
+            step, context, run_id=REHEARSAL_ID, mode="dry_run", sleep=_no_wait, env=env
         )
         state = runner.record_outcome(spec, state, step_id, outcome)
         rehearsed.append(

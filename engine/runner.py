@@ -24,7 +24,7 @@ from tenacity import (
 )
 
 from actions import registry
-from actions.base import Action, ActionContext, ActionError
+from actions.base import Action, ActionContext, ActionError, RunEnv
 from engine import conductor
 from engine.spec import Playbook, Retry, Step
 from engine.templates import TemplateFailure, evaluate, render
@@ -91,9 +91,11 @@ def execute_step(
     mode: str,
     cancelled: threading.Event | None = None,
     sleep: Callable[[float], None] | None = None,
+    env: RunEnv | None = None,
 ) -> StepOutcome:
     """Run one step to its outcome; failures become a failed outcome, never an exception."""
     cancelled = cancelled or threading.Event()
+    env = env or RunEnv(run_id=run_id, mode=mode, alert=context.get("alert", {}))
     try:
         if not should_run(step, context):
             return StepOutcome(status="skipped")
@@ -106,7 +108,7 @@ def execute_step(
     vars_update: dict[str, Any] = {}
     attempts = 0
     for index, call in enumerate(calls):
-        ctx = ActionContext(run_id=run_id, step_id=step.id, mode=mode)
+        ctx = ActionContext(run_id=run_id, step_id=step.id, mode=mode, env=env)
         try:
             outputs.append(
                 _call_with_retry(step, action, ctx, call, cancelled, sleep or cancelled.wait)

@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions.base import RunEnv
 from engine import conductor, runner, wakeup
 from engine.alerts import template_view
 from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, STEP_DURATION
@@ -21,6 +22,7 @@ from engine.store.alerts import as_normalized, get_alert
 from engine.store.models import Run
 from engine.templates import TemplateFailure
 from riposte.logs import bound
+from riposte.settings import Settings, get_settings
 
 log = logging.getLogger("riposte.worker")
 
@@ -41,8 +43,10 @@ class Worker:
         lease_seconds: float = 30.0,
         poll_seconds: float = 5.0,
         approval_expiry: float = 3600.0,
+        settings: Settings | None = None,
     ) -> None:
         self.sessions = sessions
+        self.settings = settings or get_settings()
         self.worker_id = worker_id or default_worker_id()
         self.lease_seconds = lease_seconds
         self.poll_seconds = poll_seconds
@@ -134,6 +138,9 @@ class _RunDriver:
                 run.alert_id, as_normalized(get_alert(session, run.alert_id))
             )
             self.view = {"id": run.id, "mode": run.mode, "playbook": run.playbook}
+            self.env = RunEnv(
+                run_id=run.id, mode=run.mode, settings=self.worker.settings, alert=self.alert
+            )
             state: dict[str, Any] | None = run.state
             try:
                 self.playbook = self.worker.playbook(run)
@@ -168,7 +175,9 @@ class _RunDriver:
             if record_id is None:
                 return None, None
         started = time.perf_counter()
-        outcome = runner.execute_step(step, context, run_id=self.run_id, mode=self.view["mode"])
+        outcome = runner.execute_step(
+            step, context, run_id=self.run_id, mode=self.view["mode"], env=self.env
+        )
         STEP_DURATION.labels(step.action, outcome.status).observe(time.perf_counter() - started)
         if outcome.error:
             log.info("step %s %s: %s", step_id, outcome.status, outcome.error["message"])

@@ -164,6 +164,7 @@ def worker(
             lease_seconds=settings.lease_seconds,
             poll_seconds=settings.worker_poll_seconds,
             approval_expiry=settings.approval_expires_in,
+            settings=settings,
         ).serve(stop)
 
 

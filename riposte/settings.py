@@ -63,6 +63,51 @@ class Settings(BaseSettings):
         description="Header an EventBridge connection's API_KEY auth sends the token in.",
     )
 
+    # --- AWS: where actions act, as whom, and what they never touch -------------------------
+    aws_endpoint_url: str | None = Field(
+        default=None,
+        description="Send every AWS call to this endpoint (a local emulator); unset: AWS itself.",
+    )
+    aws_region: str = Field(
+        default="us-east-1", description="Region of AWS calls when the alert names none."
+    )
+    responder_role: str | None = Field(
+        default=None,
+        description="Role name (with its path, if any) assumed in an alert's account when it is "
+        "not Riposte's own; unset: act only in Riposte's own account.",
+    )
+    responder_external_id: SecretStr | None = Field(
+        default=None, description="ExternalId sent when assuming the responder role."
+    )
+    aws_retry_seconds: float = Field(
+        default=60.0,
+        description="Longest time one AWS call is retried on codes botocore does not retry "
+        "(IAM ConcurrentModification, SNS Throttled, EC2 NotFound just after a create).",
+    )
+    break_glass: list[str] = Field(
+        default=[],
+        description="Principals containment never touches: user or role names or ARN globs "
+        "(JSON list).",
+    )
+    production_tags: list[str] = Field(
+        default=["Environment=production"],
+        description="Tags that mark an instance as production: 'Key=Value', or 'Key' for any "
+        "value (JSON list).",
+    )
+    production_instances: list[str] = Field(
+        default=[], description="Instance ids that are production whatever their tags (JSON list)."
+    )
+
+    def is_production(self, instance_id: str, tags: dict[str, str]) -> bool:
+        """Whether an instance is production: listed by id, or carrying a production tag."""
+        if instance_id in self.production_instances:
+            return True
+        for wanted in self.production_tags:
+            key, sep, value = wanted.partition("=")
+            if key in tags and (not sep or tags[key] == value):
+                return True
+        return False
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:

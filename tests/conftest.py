@@ -28,6 +28,8 @@ from engine.store import migrate
 from engine.store.db import make_engine, make_sessionmaker
 from riposte.settings import get_settings
 
+pytest_plugins = ["tests.aws_sandbox"]
+
 POSTGRES_URL_ENV = "RIPOSTE_TEST_POSTGRES_URL"
 REQUIRE_POSTGRES_ENV = "RIPOSTE_REQUIRE_POSTGRES"
 

@@ -1,0 +1,1 @@
+"""Actions that act on AWS, and the one client factory they share."""
