@@ -192,6 +192,29 @@ def validate(
 
 
 @app.command()
+def policy(
+    paths: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Playbook files or directories [default: RIPOSTE_PLAYBOOK_DIR]."),
+    ] = None,
+) -> None:
+    """Print the least-privilege IAM policy for the actions these playbooks use."""
+    from actions.policy import least_privilege_policy
+    from engine.playbooks import load_all, playbook_files
+
+    settings = load_settings()
+    targets = paths or [settings.playbook_dir]
+    if not playbook_files(targets):
+        fail(f"no *.yml or *.yaml playbook in {', '.join(str(p) for p in targets)}")
+    loaded, problems = load_all(targets)
+    if problems:
+        fail("; ".join(str(problem) for problem in problems) + " (see `riposte validate`)")
+    used = {step.action for book in loaded.values() for step in book.spec.steps}
+    document = least_privilege_policy(used, responder_role=settings.responder_role)
+    typer.echo(json.dumps(document, indent=2))
+
+
+@app.command()
 def plan(
     playbook: Annotated[str, typer.Argument(help="Playbook file, or a playbook's name.")],
     alert_file: Annotated[
@@ -274,6 +297,45 @@ def token_create(
     typer.echo(token)
     until = f", expires {expires_at:%Y-%m-%d %H:%M} UTC" if expires_at else ""
     typer.echo(f"created {role} token {name!r}{until}; it is not shown again", err=True)
+
+
+@token_app.command("revoke")
+def token_revoke(
+    name: Annotated[str, typer.Option(help="Name of the token to revoke.")],
+) -> None:
+    """Revoke a token: every request with it is refused (401) from now on."""
+    from engine.store.tokens import revoke_token
+
+    settings = load_settings()
+    with user_errors():
+        with session_factory(settings).begin() as session:
+            row = revoke_token(session=session, name=name)
+            revoked_at = row.revoked_at
+    typer.echo(f"token {name!r} revoked at {revoked_at:%Y-%m-%d %H:%M:%S} UTC")
+
+
+@token_app.command("list")
+def token_list() -> None:
+    """List tokens: name, role, created, expiry and whether revoked (never the secret)."""
+    from engine.store.tokens import list_tokens
+    from engine.store.types import utcnow
+
+    settings = load_settings()
+    with user_errors():
+        with session_factory(settings)() as session:
+            rows = list_tokens(session)
+            now = utcnow()
+            for row in rows:
+                if row.revoked_at is not None:
+                    state = f"revoked {row.revoked_at:%Y-%m-%d %H:%M}"
+                elif row.expires_at is not None and row.expires_at <= now:
+                    state = f"expired {row.expires_at:%Y-%m-%d %H:%M}"
+                elif row.expires_at is not None:
+                    state = f"expires {row.expires_at:%Y-%m-%d %H:%M}"
+                else:
+                    state = "no expiry"
+                typer.echo(f"{row.name}\t{row.role}\tcreated {row.created_at:%Y-%m-%d %H:%M}"
+                           f"\t{state}")
 
 
 @audit_app.command("verify")

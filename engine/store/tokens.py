@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy import select
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.store.errors import Conflict
+from engine.store.errors import Conflict, NotFound
 from engine.store.models import ApiToken
 from engine.store.types import utcnow
 
@@ -53,3 +54,21 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
     if row.expires_at is not None and row.expires_at <= utcnow():
         return None
     return row
+
+
+def revoke_token(*, session: Session, name: str, actor: str = "cli") -> ApiToken:
+    """Revoke the token called ``name``; it stops working at once. Revoking twice is a no-op."""
+    row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalars().first()
+    if row is None:
+        raise NotFound(f"no token named {name!r}")
+    if row.revoked_at is None:
+        row.revoked_at = utcnow()
+        audit.record(
+            session, actor=actor, verb="token.revoked", details={"name": name, "role": row.role}
+        )
+    return row
+
+
+def list_tokens(session: Session) -> Sequence[ApiToken]:
+    """Every token, oldest first (names and roles only are of use: secrets are not stored)."""
+    return session.execute(select(ApiToken).order_by(ApiToken.created_at)).scalars().all()

@@ -302,6 +302,37 @@ def test_a_token_that_expired_does_not_authenticate(sqlite_url: str) -> None:
         engine.dispose()
 
 
+def test_a_revoked_token_stops_working_and_the_revocation_is_audited(db_url: str) -> None:
+    token = riposte("token", "create", "--name", "laptop", "--role", "responder", db=db_url)
+    assert token.returncode == 0, token.stderr
+    revoked = riposte("token", "revoke", "--name", "laptop", db=db_url)
+    assert revoked.returncode == 0, revoked.stderr
+    assert revoked.stdout.startswith("token 'laptop' revoked at ")
+    engine = make_engine(db_url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            assert authenticate(session, token.stdout.strip()) is None
+            verbs = session.execute(
+                select(AuditEvent.verb, AuditEvent.details).order_by(AuditEvent.id)
+            ).all()
+    finally:
+        engine.dispose()
+    assert [v for v, _ in verbs] == ["token.created", "token.revoked"]
+    assert verbs[-1][1] == {"name": "laptop", "role": "responder"}
+    listed = riposte("token", "list", db=db_url)
+    assert listed.returncode == 0
+    name, role, _, state = listed.stdout.strip().split("\t")
+    assert (name, role) == ("laptop", "responder") and state.startswith("revoked ")
+    assert token.stdout.strip() not in listed.stdout
+
+
+def test_revoking_an_unknown_token_is_a_clear_error(sqlite_url: str) -> None:
+    result = riposte("token", "revoke", "--name", "ghost", db=sqlite_url)
+    assert result.returncode == 1
+    assert "no token named 'ghost'" in result.stderr
+    no_traceback(result)
+
+
 def test_audit_verify_passes_on_an_untouched_log(db_url: str) -> None:
     for name in ("a", "b", "c"):
         created = riposte("token", "create", "--name", name, "--role", "admin", db=db_url)
@@ -431,3 +462,32 @@ def test_serve_answers_http_and_stops_on_sigint(sqlite_url: str) -> None:
     assert server.returncode == 0, stderr
     # Logs are JSON lines, uvicorn's included.
     assert all(json.loads(line) for line in stderr.splitlines() if line.strip())
+
+
+def test_policy_prints_the_permissions_of_the_actions_the_playbooks_use(tmp_path: Path) -> None:
+    write(tmp_path / "one.yml", "name: one\nsteps:\n  - {id: a, action: core.log, "
+          "with: {message: hi}}\n")
+    result = riposte("policy", str(tmp_path), RIPOSTE_RESPONDER_ROLE="riposte-responder")
+    assert result.returncode == 0, result.stdout + result.stderr
+    document = json.loads(result.stdout)
+    # core.log needs no AWS permission; assuming the responder role is all there is.
+    assert document == {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Sid": "AssumeResponderRole",
+                "Effect": "Allow",
+                "Action": ["sts:AssumeRole"],
+                "Resource": "arn:aws:iam::*:role/riposte-responder",
+            }
+        ],
+    }
+
+
+def test_policy_refuses_playbooks_with_problems(tmp_path: Path) -> None:
+    write(tmp_path / "typo.yml", "name: typo\nsteps:\n  - {id: a, action: core.logg, "
+          "with: {message: hi}}\n")
+    result = riposte("policy", str(tmp_path))
+    assert result.returncode == 1
+    assert "core.logg" in result.stderr + result.stdout
+    no_traceback(result)

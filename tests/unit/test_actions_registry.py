@@ -1,0 +1,65 @@
+"""Registry-wide rules every action must keep: a valid example, declared permissions, policy."""
+
+from __future__ import annotations
+
+import re
+import textwrap
+from typing import Any
+
+import pytest
+
+from actions import registry
+from actions.aws.target import AwsInput
+from actions.base import Action
+from actions.policy import least_privilege_policy
+from engine.playbooks import parse_playbook
+
+ACTIONS = registry.all_actions()
+EXAMPLE = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
+
+
+def _example(action: type[Action[Any]]) -> str:
+    found = EXAMPLE.search(action.__doc__ or "")
+    assert found, f"{action.name}: the docstring has no ```yaml example of a step"
+    return textwrap.dedent(found[1])
+
+
+@pytest.mark.parametrize("name", list(ACTIONS))
+def test_every_action_documents_a_step_that_validates(name: str) -> None:
+    step = textwrap.indent(_example(ACTIONS[name]), "  ")
+    loaded = parse_playbook(f"name: example\nsteps:\n{step}", f"{name} docstring")
+    assert [s.action for s in loaded.spec.steps] == [name]
+
+
+@pytest.mark.parametrize("name", [n for n in ACTIONS if n.startswith("aws.")])
+def test_every_aws_action_says_where_it_acts_and_what_it_needs(name: str) -> None:
+    action = ACTIONS[name]
+    assert issubclass(action.Input, AwsInput), f"{name}: input must derive from AwsInput"
+    assert action.permissions, f"{name}: declares no IAM permissions"
+    for permission in action.permissions:
+        assert re.fullmatch(r"[a-z0-9-]+:[A-Za-z0-9]+", permission), (name, permission)
+
+
+def test_the_policy_grants_each_action_exactly_its_permissions() -> None:
+    document = least_privilege_policy(ACTIONS)
+    assert document["Version"] == "2012-10-17"
+    granted = {s["Sid"]: s for s in document["Statement"]}
+    needing = [a for a in ACTIONS.values() if a.permissions]
+    assert len(granted) == len(needing)
+    for action in needing:
+        sid = "".join(p.capitalize() for p in re.split(r"[^A-Za-z0-9]+", action.name))
+        assert granted[sid]["Effect"] == "Allow"
+        assert granted[sid]["Action"] == sorted(set(action.permissions))
+    assert not any(s["Action"] == ["sts:AssumeRole"] for s in document["Statement"])
+
+
+def test_the_policy_lets_riposte_assume_the_responder_role_when_one_is_set() -> None:
+    document = least_privilege_policy(["core.log"], responder_role="/ops/riposte-responder")
+    assert document["Statement"] == [
+        {
+            "Sid": "AssumeResponderRole",
+            "Effect": "Allow",
+            "Action": ["sts:AssumeRole"],
+            "Resource": "arn:aws:iam::*:role/ops/riposte-responder",
+        }
+    ]
