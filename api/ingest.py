@@ -10,10 +10,9 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
-from api.deps import BodyDigest
+from api.deps import BodyDigest, Runtime
 from api.errors import unavailable
 from engine.alerts import NormalizedAlert
-from engine.library import PlaybookLibrary
 from engine.metrics import ALERTS_RECEIVED
 from engine.store.alerts import IngestResult, ingest_alerts
 from riposte.logs import bound
@@ -31,7 +30,7 @@ def store_delivery(
     *,
     session: Session,
     alerts: Sequence[NormalizedAlert],
-    library: PlaybookLibrary,
+    runtime: Runtime,
     endpoint: str,
     digest: BodyDigest,
     actor: str,
@@ -47,11 +46,12 @@ def store_delivery(
             results = ingest_alerts(
                 session=session,
                 alerts=alerts,
-                playbooks=library.current(),
+                playbooks=runtime.library.current(),
                 endpoint=endpoint,
                 body_sha256=digest.sha256,
                 body_bytes=digest.size,
                 actor=actor,
+                is_production=runtime.settings.is_production,
             )
     except DataError:
         raise  # a value the database refuses: retrying would not help (400)
@@ -70,8 +70,8 @@ def store_delivery(
             elif result.duplicate:
                 log.info("repeat of alert %s from %s", result.alert_id, actor)
             else:
-                log.info("alert %s from %s queued %d runs", result.alert_id, actor,
-                         len(result.run_ids))
+                log.info("alert %s from %s queued %d runs, joined %d", result.alert_id, actor,
+                         len(result.run_ids), len(result.joined_run_ids))
     # 202 only when something new was stored (and may have queued runs).
     response.status_code = 202 if any(not (r.duplicate or r.ignored) for r in results) else 200
     return results

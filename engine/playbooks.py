@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
@@ -14,7 +15,8 @@ from pydantic import ValidationError
 
 from actions import registry
 from engine import templates
-from engine.spec import Playbook, Step
+from engine.spec import Playbook, Step, Trigger
+from engine.triggers import KEY_FIELDS
 
 Loc = tuple[str | int, ...]
 
@@ -101,11 +103,15 @@ def parse_playbook(text: str, file: str = "<playbook>") -> LoadedPlaybook:
         # Steps that are valid on their own are still checked, so one run reports everything.
         problems = [locator.problem(err["loc"], _message(err)) for err in exc.errors()]
         problems += [locator.problem(loc, msg) for loc, msg in _semantic_problems(*_steps(data))]
+        problems += [locator.problem(loc, msg) for loc, msg in _trigger_problems(_trigger(data))]
         raise PlaybookInvalid(problems) from exc
     steps = list(enumerate(spec.steps))
     problems = [
         locator.problem(loc, msg)
-        for loc, msg in _semantic_problems(steps, [step.id for step in spec.steps])
+        for loc, msg in [
+            *_trigger_problems(spec.trigger),
+            *_semantic_problems(steps, [step.id for step in spec.steps]),
+        ]
     ]
     if problems:
         raise PlaybookInvalid(problems)
@@ -174,6 +180,37 @@ def _steps(data: dict[str, Any]) -> tuple[list[tuple[int, Step]], list[Any]]:
         except ValidationError:
             continue  # its problems are already reported
     return valid, [item.get("id") if isinstance(item, dict) else None for item in raw]
+
+
+def _trigger(data: dict[str, Any]) -> Trigger | None:
+    """Return the trigger of an invalid playbook if it is valid on its own."""
+    try:
+        return Trigger.model_validate(data.get("trigger"))
+    except ValidationError:
+        return None  # its problems are already reported
+
+
+def _trigger_problems(trigger: Trigger | None) -> list[tuple[Loc, str]]:
+    if trigger is None:
+        return []
+    problems: list[tuple[Loc, str]] = []
+    if trigger.correlate is not None and trigger.threshold is not None:
+        problems.append((("trigger", "threshold"),
+                         "a trigger either correlates or counts to a threshold, not both"))
+    keyed = [("correlate", "by", trigger.correlate.by if trigger.correlate else [])]
+    keyed.append(("threshold", "group_by", trigger.threshold.group_by if trigger.threshold else []))
+    for block, name, fields in keyed:
+        for index, path in enumerate(fields):
+            if path not in KEY_FIELDS:
+                problems.append((("trigger", block, name, index),
+                                 f"{block}.{name}: {_unknown_field(path)}"))
+    return problems
+
+
+def _unknown_field(path: str) -> str:
+    close = difflib.get_close_matches(path, KEY_FIELDS, n=1, cutoff=0.6)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"unknown alert field {path!r}{hint}; one of {', '.join(KEY_FIELDS)}"
 
 
 def _semantic_problems(steps: list[tuple[int, Step]], ids: list[Any]) -> list[tuple[Loc, str]]:

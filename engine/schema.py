@@ -34,13 +34,17 @@ DURATION_STRING: JsonSchema = {
     "pattern": re.sub(r"\(\?P<\w+>", "(", spec._DURATION.pattern),
 }
 _UNCONSTRAINING = {"title", "description", "default", "examples", "type"}
+# What pydantic writes for a duration's bounds (its BeforeValidator hides the number type).
+_BOUNDS = {"ge": "minimum", "gt": "exclusiveMinimum", "le": "maximum", "lt": "exclusiveMaximum"}
 
 
 def playbook_schema() -> JsonSchema:
     """Return the JSON Schema (draft 2020-12) that every valid playbook satisfies."""
     schema = Playbook.model_json_schema(by_alias=True)
     defs: dict[str, JsonSchema] = schema["$defs"]
-    for model in (Playbook, spec.Step, spec.Retry, spec.Approval, spec.Trigger):
+    models = (Playbook, spec.Step, spec.Retry, spec.Approval, spec.Trigger, spec.Correlate,
+              spec.Threshold)
+    for model in models:
         target = schema if model is Playbook else defs[model.__name__]
         _accept_duration_strings(model, target)
     actions = registry.all_actions()
@@ -118,8 +122,12 @@ def _accept_duration_strings(model: type[BaseModel], model_schema: JsonSchema) -
         options = [seconds, DURATION_STRING]
         if any(o.get("type") == "null" for o in prop.get("anyOf", [])):
             options.append({"type": "null"})
-        for key in ("anyOf", "type", "ge", "minimum"):
+        for key in ("anyOf", "type", "minimum"):
             prop.pop(key, None)
+        # Bounds bind the number of seconds; a string's are checked when the playbook loads.
+        for key, keyword in _BOUNDS.items():
+            if key in prop:
+                seconds[keyword] = prop.pop(key)
         prop["anyOf"] = options
 
 

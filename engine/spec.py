@@ -5,7 +5,14 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    WithJsonSchema,
+    model_validator,
+)
 
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
@@ -20,8 +27,30 @@ def _seconds(value: Any) -> Any:
     return value
 
 
+def _one_or_many(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
 Duration = Annotated[float, BeforeValidator(_seconds), Field(ge=0)]
+# How far back a trigger looks: bounded, so every window stays a representable time span.
+Window = Annotated[Duration, Field(gt=0, le=30 * 86400)]
+# Alert fields (``principal.arn``, ``type``): one name or a list of names.
+AlertFields = Annotated[
+    list[str],
+    BeforeValidator(_one_or_many),
+    WithJsonSchema(
+        {"anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}
+    ),
+]
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")]
+# Where a notification goes: an SNS topic or a Slack-compatible webhook.
+NotifyTarget = Annotated[
+    str,
+    Field(
+        pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+|https?://\S+)$",
+        description="An SNS topic ARN or an http(s) webhook URL.",
+    ),
+]
 SeverityLabel = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 
 
@@ -54,10 +83,36 @@ class Approval(SpecModel):
     expires_in: Duration | None = Field(
         default=None, description="Seconds before the request expires (default from settings)."
     )
-    on_timeout: Literal["reject"] = Field(
-        default="reject", description="What an expired request means for the run."
+    on_timeout: Literal["reject", "approve"] = Field(
+        default="reject",
+        description="What an expired request means: reject (the run ends), or approve — only "
+        "where the playbook says so; the audit log then records an implicit approval.",
+    )
+    escalate_after: Duration | None = Field(
+        default=None,
+        description="Seconds without a settling decision after which ``escalate_to`` is told.",
+    )
+    escalate_to: list[NotifyTarget] = Field(
+        default_factory=list,
+        description="Who is told on escalation: SNS topic ARNs or https webhook URLs "
+        "(default RIPOSTE_APPROVAL_ESCALATE_TO).",
+    )
+    notify: list[NotifyTarget] = Field(
+        default_factory=list,
+        description="Who is told when the request opens: SNS topic ARNs or https webhook URLs "
+        "(default RIPOSTE_APPROVAL_NOTIFY).",
     )
     reason: str = Field(default="", description="Why a human must look at this step.")
+
+    @model_validator(mode="after")
+    def _escalation_before_expiry(self) -> Approval:
+        if (
+            self.escalate_after is not None
+            and self.expires_in is not None
+            and self.escalate_after >= self.expires_in
+        ):
+            raise ValueError("escalate_after must be shorter than expires_in")
+        return self
 
 
 class Step(SpecModel):
@@ -78,16 +133,75 @@ class Step(SpecModel):
     approval: Approval | None = None
 
 
+class ResourceFilter(SpecModel):
+    """Which of an alert's resources count; the alert matches if at least one does."""
+
+    type: list[str] = Field(
+        default_factory=list, description="Resource types (e.g. AwsEc2Instance), any of."
+    )
+    production: bool = Field(
+        default=False,
+        description="Only EC2 instances that may be production count: listed in "
+        "RIPOSTE_PRODUCTION_INSTANCES, carrying a RIPOSTE_PRODUCTION_TAGS tag, or whose tags the "
+        "alert does not carry (a CloudTrail TerminateInstances record carries none). Unknown "
+        "tags count as production, so the trigger may over-fire but never misses production; "
+        "the playbook confirms the tags (e.g. with aws.ec2.describe_instances).",
+    )
+
+
+class Correlate(SpecModel):
+    """Fold an alert into the open run of a related alert instead of starting another run."""
+
+    by: AlertFields = Field(
+        min_length=1,
+        description="Alert fields whose values must be equal (e.g. principal.arn, type); an "
+        "alert lacking one of them starts its own run.",
+    )
+    within: Window = Field(
+        description="How far apart in event time the alert and the alert that started the "
+        "open run may be (e.g. 1h)."
+    )
+
+
+class Threshold(SpecModel):
+    """Start one run when enough matching events of one group fall within a sliding window."""
+
+    count: int = Field(ge=1, le=10_000, description="Events (or resources) needed to fire.")
+    within: Window = Field(description="Length of the window, in event time (e.g. 5m).")
+    group_by: AlertFields = Field(
+        default_factory=list,
+        description="Alert fields whose values form a group (e.g. principal.arn); none: every "
+        "matching event is one group. Events lacking a field are a group of their own.",
+    )
+    count_resources: bool = Field(
+        default=False,
+        description="Count the distinct resources the events name (after the resources "
+        "filter) instead of the events: one TerminateInstances call can end many instances.",
+    )
+
+
 class Trigger(SpecModel):
     """Which normalized alerts start this playbook; every given field must match."""
 
     source: list[str] = Field(default_factory=list, description="Alert sources, any of.")
     kind: list[str] = Field(default_factory=list, description="Alert kinds, any of.")
     type: str | None = Field(default=None, description="Glob on the alert's type.")
+    event_name: list[str] = Field(
+        default_factory=list, description="Event names (e.g. TerminateInstances), any of."
+    )
     severity_at_least: int | SeverityLabel | None = None
     account: list[str] = Field(default_factory=list)
     region: list[str] = Field(default_factory=list)
     principal_type: list[str] = Field(default_factory=list)
+    resources: ResourceFilter | None = Field(
+        default=None, description="Resources the alert must name (at least one)."
+    )
+    correlate: Correlate | None = Field(
+        default=None, description="Join the open run of a related alert instead of starting one."
+    )
+    threshold: Threshold | None = Field(
+        default=None, description="Start a run only when enough matching events add up."
+    )
 
 
 class Playbook(SpecModel):

@@ -8,10 +8,10 @@ from api.deps import (
     BodyDigestDep,
     IdInPath,
     IngestCaller,
-    LibraryDep,
     Limit,
     Offset,
     ResponderCaller,
+    RuntimeDep,
     SessionDep,
 )
 from api.ingest import store_delivery
@@ -37,7 +37,7 @@ def post_alert(
     body: AlertIn,
     caller: IngestCaller,
     session: SessionDep,
-    library: LibraryDep,
+    runtime: RuntimeDep,
     digest: BodyDigestDep,
     response: Response,
 ) -> IngestOut:
@@ -45,14 +45,13 @@ def post_alert(
     [result] = store_delivery(
         session=session,
         alerts=[body.normalized()],
-        library=library,
+        runtime=runtime,
         endpoint=ENDPOINT,
         digest=digest,
         actor=caller.name,
         response=response,
     )
-    return IngestOut(alert_id=result.alert_id, run_ids=result.run_ids,
-                     duplicate=result.duplicate, ignored=result.ignored)
+    return IngestOut.of(result)
 
 
 @router.get(ENDPOINT)

@@ -19,7 +19,6 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from api.deps import (
     BodyDigest,
     BodyDigestDep,
-    LibraryDep,
     RawBodyDep,
     Runtime,
     RuntimeDep,
@@ -72,13 +71,13 @@ def post_eventbridge(
     body: RawBodyDep,
     caller: WebhookCaller,
     session: SessionDep,
-    library: LibraryDep,
+    runtime: RuntimeDep,
     digest: BodyDigestDep,
     response: Response,
 ) -> WebhookOut:
     """Store what an EventBridge API destination posts: one event or an array of events."""
     alerts = _normalized(normalize_eventbridge_delivery, _json_body(body), "EventBridge event")
-    results = store_delivery(session=session, alerts=alerts, library=library,
+    results = store_delivery(session=session, alerts=alerts, runtime=runtime,
                              endpoint=EVENTBRIDGE_ENDPOINT, digest=digest, actor=caller.name,
                              response=response)
     return _answer(results)
@@ -89,13 +88,13 @@ def post_cloudtrail(
     body: RawBodyDep,
     caller: WebhookCaller,
     session: SessionDep,
-    library: LibraryDep,
+    runtime: RuntimeDep,
     digest: BodyDigestDep,
     response: Response,
 ) -> WebhookOut:
     """Store a CloudTrail record or a log file (``{"Records": [...]}``), one alert per record."""
     alerts = _normalized(normalize_cloudtrail, _json_body(body), "CloudTrail payload")
-    results = store_delivery(session=session, alerts=alerts, library=library,
+    results = store_delivery(session=session, alerts=alerts, runtime=runtime,
                              endpoint=CLOUDTRAIL_ENDPOINT, digest=digest, actor=caller.name,
                              response=response)
     return _answer(results)
@@ -119,7 +118,6 @@ def post_sns(
     caller: SnsCaller,
     runtime: RuntimeDep,
     session: SessionDep,
-    library: LibraryDep,
     digest: BodyDigestDep,
     response: Response,
 ) -> WebhookOut | JSONResponse:
@@ -137,7 +135,7 @@ def post_sns(
     if message.type == "Notification":
         alerts = _normalized(lambda doc: normalize_sns_message(message.type, doc),
                              _json_body(body), "SNS notification")
-        results = store_delivery(session=session, alerts=alerts, library=library,
+        results = store_delivery(session=session, alerts=alerts, runtime=runtime,
                                  endpoint=SNS_ENDPOINT, digest=digest, actor=caller.name,
                                  response=response)
         return _answer(results)
@@ -231,8 +229,4 @@ def _record_subscription(
 
 
 def _answer(results: list[IngestResult]) -> WebhookOut:
-    return WebhookOut(alerts=[
-        IngestOut(alert_id=r.alert_id, run_ids=r.run_ids, duplicate=r.duplicate,
-                  ignored=r.ignored)
-        for r in results
-    ])
+    return WebhookOut(alerts=[IngestOut.of(result) for result in results])

@@ -16,12 +16,14 @@ from api.schemas.common import (
 )
 from engine.alerts import (
     SEVERITY_OF_LABEL,
+    EventTime,
     NormalizedAlert,
     Principal,
     Resource,
     SeverityLabel,
     severity_label,
 )
+from engine.store.alerts import IngestResult
 from engine.store.models import Alert, Run
 
 
@@ -76,6 +78,15 @@ class AlertIn(RequestModel):
     region: Annotated[Text, Field(max_length=32)] | None = None
     principal: PrincipalIn | None = None
     resources: list[ResourceIn] = Field(default_factory=list, max_length=1000)
+    event_time: EventTime | None = Field(
+        default=None,
+        description="When the event happened (ISO 8601; no offset means UTC); correlation and "
+        "threshold windows use it. Unset: the time Riposte receives the alert.",
+    )
+    event_name: Annotated[Text, Field(max_length=256)] | None = None
+    source_ip: Annotated[Text, Field(max_length=256)] | None = None
+    user_agent: Annotated[Text, Field(max_length=4096)] | None = None
+    mfa_used: bool | None = None
     details: JsonValue = None
     dedup_key: Annotated[Text, Field(min_length=1, max_length=512)] | None = Field(
         default=None, description="A repeat of the same key counts on the first alert."
@@ -98,21 +109,37 @@ class AlertIn(RequestModel):
             region=self.region,
             principal=Principal(**self.principal.model_dump()) if self.principal else None,
             resources=[Resource(**r.model_dump()) for r in self.resources],
+            event_time=self.event_time,
+            event_name=self.event_name,
+            source_ip=self.source_ip,
+            user_agent=self.user_agent,
+            mfa_used=self.mfa_used,
             details=self.details,
             dedup_key=self.dedup_key,
         )
 
 
 class IngestOut(BaseModel):
-    """The answer to an alert delivery: what was stored and which runs it started.
+    """The answer to an alert delivery: what was stored and which runs it started or joined.
 
-    ``ignored``: a Security Hub finding whose last update was Riposte's own; nothing stored.
+    ``joined_run_ids``: runs the alert joined instead of starting one (the open run of a
+    correlating playbook, or the run a threshold fired for its window). An alert that a
+    threshold only counted has neither. ``ignored``: a Security Hub finding whose last update
+    was Riposte's own; nothing stored.
     """
 
     alert_id: str | None
     run_ids: list[str]
+    joined_run_ids: list[str] = Field(default_factory=list)
     duplicate: bool
     ignored: bool = False
+
+    @classmethod
+    def of(cls, result: IngestResult) -> IngestOut:
+        """Shape the outcome of one stored alert."""
+        return cls(alert_id=result.alert_id, run_ids=result.run_ids,
+                   joined_run_ids=result.joined_run_ids, duplicate=result.duplicate,
+                   ignored=result.ignored)
 
 
 class AlertOut(ResponseModel):
@@ -129,13 +156,19 @@ class AlertOut(ResponseModel):
     region: str | None
     principal: dict[str, Any] | None
     resources: list[dict[str, Any]]
+    event_time: datetime | None
+    event_name: str | None
+    source_ip: str | None
+    user_agent: str | None
+    mfa_used: bool | None
     details: Any
     dedup_key: str | None
     occurrences: int
     first_seen: datetime
     last_seen: datetime
     run_ids: list[str] | None = Field(
-        default=None, description="The alert's runs (on the single-alert answer only)."
+        default=None,
+        description="The runs that see the alert, started or joined (single-alert answer only).",
     )
 
     @classmethod

@@ -69,14 +69,20 @@ class RunSummary(ResponseModel):
 
 
 class RunOut(RunSummary):
-    """A run with its context, its journal and its approval requests."""
+    """A run with its alerts, its context, its journal and its approval requests."""
 
+    alert_ids: list[str] = Field(
+        description="Every alert the run sees (templates: ``alerts``), in event time: the one "
+        "that started it and those that joined it (correlated, or counted by a threshold)."
+    )
     vars: dict[str, Any]
     steps: list[StepOut]
     approvals: list[ApprovalRef]
 
     @classmethod
-    def detailed(cls, run: Run, *, journal: Sequence[StepRecord]) -> RunOut:
+    def detailed(
+        cls, run: Run, *, alert_ids: Sequence[str], journal: Sequence[StepRecord]
+    ) -> RunOut:
         """Shape a run; its approval requests are read from its state."""
         approvals = [
             ApprovalRef(id=step["approval"]["request"], step_id=step_id,
@@ -86,6 +92,7 @@ class RunOut(RunSummary):
         ]
         return cls(
             **RunSummary.of(run).model_dump(),
+            alert_ids=list(alert_ids),
             vars=run.state.get("vars", {}),
             steps=[StepOut.model_validate(record) for record in journal],
             approvals=approvals,

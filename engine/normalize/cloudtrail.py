@@ -19,10 +19,12 @@
   ``requestParameters.instanceId`` and ``responseElements.instancesSet.items``, plus the record's
   ``resources`` list (data events);
 - dedup_key: ``cloudtrail:<eventID>``;
+- event_time ``eventTime``, event_name ``eventName``, source_ip ``sourceIPAddress``, user_agent
+  ``userAgent``; mfa_used from ``additionalEventData.MFAUsed`` (any case), else the session's
+  ``mfaAuthenticated``;
 - details: the documented artifacts; ``state_changes`` from responseElements' previousState /
-  currentState names; ``mfa_used`` from ``additionalEventData.MFAUsed`` (any case), else the
-  session's ``mfaAuthenticated``; ``extra`` holds event_source, error_code, error_message,
-  outcome (ConsoleLogin Success / Failure) and session details.
+  currentState names; ``extra`` holds event_source, error_code, error_message, outcome
+  (ConsoleLogin Success / Failure) and session details.
 """
 
 from __future__ import annotations
@@ -107,15 +109,7 @@ def normalize_cloudtrail_record(record: object, *, raw: object = None) -> Normal
     if mfa is None and isinstance(identity, dict):
         mfa = yes_no(dig(identity, "sessionContext", "attributes", "mfaAuthenticated"))
     outcome = text(response.get("ConsoleLogin"))
-    details.update(
-        event_time=text(body.get("eventTime")),
-        event_name=event_name,
-        source_ip=text(body.get("sourceIPAddress")),
-        user_agent=text(body.get("userAgent")),
-        instance_ids=instance_ids,
-        state_changes=_state_changes(responded),
-        mfa_used=mfa,
-    )
+    details.update(instance_ids=instance_ids, state_changes=_state_changes(responded))
     details["extra"].update(
         event_source=event_source,
         event_type=text(body.get("eventType")),
@@ -138,6 +132,11 @@ def normalize_cloudtrail_record(record: object, *, raw: object = None) -> Normal
         resources=resources,
         details=details,
         dedup_key=f"cloudtrail:{event_id}" if event_id else None,
+        event_time=text(body.get("eventTime")),
+        event_name=event_name,
+        source_ip=text(body.get("sourceIPAddress")),
+        user_agent=text(body.get("userAgent")),
+        mfa_used=mfa,
     )
 
 

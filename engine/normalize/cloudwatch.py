@@ -7,7 +7,8 @@ Severity of an alarm is its new state (a label alone is its band's floor):
     OK                  INFORMATIONAL   0
     anything else       INFORMATIONAL   0
 
-- source ``cloudwatch``, kind ``alarm``, type the alarm name;
+- source ``cloudwatch``, kind ``alarm``, type and event_name the alarm name, event_time the
+  state change's;
 - metric, metric math, anomaly detection and composite alarms all normalize the same way; the
   metric names / expressions or the composite ``AlarmRule`` go to ``details.extra``;
 - resources: the alarm (``AwsCloudWatchAlarm``, from its ARN) and every EC2 instance named in an
@@ -69,9 +70,9 @@ def normalize_alarm_event(event: dict[str, Any], *, dedup_key: str | None) -> No
         ],
         alarm_rule=text(configuration.get("alarmRule")),
     )
-    details["event_time"] = text(state.get("timestamp")) or text(event.get("time"))
     return _alarm(
         name=text(detail.get("alarmName")),
+        event_time=text(state.get("timestamp")) or text(event.get("time")),
         state=text(state.get("value")),
         account=text(event.get("account")),
         region=region,
@@ -117,9 +118,9 @@ def normalize_sns_alarm(
         alarm_rule=text(message.get("AlarmRule")),
         region_name=text(message.get("Region")),
     )
-    details["event_time"] = text(message.get("StateChangeTime"))
     return _alarm(
         name=text(message.get("AlarmName")),
+        event_time=text(message.get("StateChangeTime")),
         state=text(message.get("NewStateValue")),
         account=text(message.get("AWSAccountId")),
         region=region,
@@ -133,6 +134,7 @@ def normalize_sns_alarm(
 def _alarm(
     *,
     name: str | None,
+    event_time: str | None,
     state: str | None,
     account: str | None,
     region: str | None,
@@ -146,7 +148,6 @@ def _alarm(
     ]
     resources += [Resource(type="AwsEc2Instance", id=i, region=region) for i in instance_ids]
     score, label = alarm_severity(state)
-    details["event_name"] = name
     return build_alert(
         source="cloudwatch",
         kind="alarm",
@@ -160,6 +161,8 @@ def _alarm(
         resources=resources,
         details=details,
         dedup_key=dedup_key,
+        event_time=event_time,
+        event_name=name,
     )
 
 

@@ -169,7 +169,6 @@ def _generic(
         if described is not None:
             resources.append(described)
     details = new_details(body)
-    details.update(event_time=text(body.get("time")), event_name=detail_type)
     details["extra"]["event_source"] = source
     return build_alert(
         source="eventbridge",
@@ -184,6 +183,8 @@ def _generic(
         resources=resources,
         details=details,
         dedup_key=_key(event_id),
+        event_time=text(body.get("time")),
+        event_name=detail_type,
     )
 
 

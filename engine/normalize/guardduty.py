@@ -19,9 +19,9 @@ Severity: GuardDuty scores 0.1-8.9 (9.0-10.0 for its critical findings). The 0-1
 - resources: ``resource.instanceDetails`` (instance id, tags, availability zone as region
   fallback), the access key, ``s3BucketDetails``;
 - dedup_key ``guardduty:<id>@<updatedAt>``;
-- details: source_ip from the action's remoteIpDetails, event_name the API called (if any),
-  event_time ``service.eventLastSeen`` (else updatedAt); ``extra`` holds finding id / arn,
-  description, count, action type, resource role.
+- source_ip from the action's remoteIpDetails, event_name the API called (if any), user_agent
+  the API call's, event_time ``service.eventLastSeen`` (else updatedAt);
+- details ``extra`` holds finding id / arn, description, count, action type, resource role.
 """
 
 from __future__ import annotations
@@ -115,12 +115,6 @@ def normalize_guardduty_finding(
 
     action = obj(pick(service, "action"))
     details = new_details(body if raw is None else raw)
-    details.update(
-        event_time=text(pick(service, "eventLastSeen")) or text(pick(body, "updatedAt")),
-        event_name=text(dig(action, "awsApiCallAction", "api")),
-        source_ip=_remote_ip(action),
-        user_agent=text(dig(action, "awsApiCallAction", "userAgent", "fullUserAgent")),
-    )
     finding_id, updated = text(pick(body, "id")), text(pick(body, "updatedAt"))
     details["extra"].update(
         finding_id=finding_id,
@@ -146,6 +140,10 @@ def normalize_guardduty_finding(
         resources=resources,
         details=details,
         dedup_key=f"guardduty:{finding_id}@{updated or ''}" if finding_id else None,
+        event_time=text(pick(service, "eventLastSeen")) or updated,
+        event_name=text(dig(action, "awsApiCallAction", "api")),
+        source_ip=_remote_ip(action),
+        user_agent=text(dig(action, "awsApiCallAction", "userAgent", "fullUserAgent")),
     )
 
 

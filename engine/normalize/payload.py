@@ -3,17 +3,18 @@
 Every normalizer reads through these functions: a field of the wrong type counts as missing,
 strings are stripped, and the only exception that leaves this package is ``UnsupportedPayload``.
 
+The seed's artifacts that playbooks match and group on are fields of the alert itself:
+``event_time`` (when it happened, parsed from the payload's ISO 8601 text; None when missing or
+unreadable), ``event_name`` (the API call / finding's API / alarm name), ``source_ip``,
+``user_agent`` and ``mfa_used`` (bool | None: whether the sign-in / session used MFA).
+
 ``details`` of every alert is a dict with these keys (always present, ``None`` / ``[]`` when the
 payload does not say):
 
-- ``event_time`` (str): when it happened, as the payload wrote it;
-- ``event_name`` (str): the API call / finding type / alarm name;
-- ``source_ip`` (str), ``user_agent`` (str);
 - ``user_name`` (str), ``arn`` (str): the principal's name and ARN (the seed's artifacts);
 - ``account`` (str): the account it happened in;
 - ``instance_ids`` (list[str]): every EC2 instance the alert names;
 - ``state_changes`` (list of ``{"instance_id", "previous", "current"}``): instance state names;
-- ``mfa_used`` (bool | None): whether the sign-in / session used MFA;
 - ``extra`` (dict): source-specific facts (alarm reason, finding product, action name, …);
 - ``delivery`` (dict | None): how it arrived when wrapped (``transport``: "eventbridge" | "sns",
   the envelope id, detail-type or topic);
@@ -26,9 +27,17 @@ from __future__ import annotations
 
 import math
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
-from engine.alerts import SEVERITY_OF_LABEL, NormalizedAlert, Principal, Resource, severity_label
+from engine.alerts import (
+    SEVERITY_OF_LABEL,
+    NormalizedAlert,
+    Principal,
+    Resource,
+    event_time_in_range,
+    severity_label,
+)
 
 # Values AWS writes where it withholds or lacks the real one: treated as missing.
 PLACEHOLDERS = frozenset({"", "HIDDEN_DUE_TO_SECURITY_REASONS"})
@@ -132,6 +141,17 @@ def number(value: object) -> float | None:
     return result if math.isfinite(result) else None
 
 
+def timestamp(value: object) -> datetime | None:
+    """Read an ISO 8601 time ("2020-11-06T03:21:39Z", "…+0000"); naive means UTC; else None."""
+    written = text(value)
+    if written is None:
+        return None
+    try:
+        return event_time_in_range(datetime.fromisoformat(written))
+    except ValueError:
+        return None
+
+
 def yes_no(value: object) -> bool | None:
     """Read "Yes"/"yes"/"NO"/"true"/"false" (any case) or a boolean; anything else is None."""
     if isinstance(value, bool):
@@ -233,16 +253,11 @@ def score_and_label(score: float | None, label: object = None) -> tuple[int, str
 def new_details(raw: object) -> dict[str, Any]:
     """Return the details dict with every documented key present."""
     return {
-        "event_time": None,
-        "event_name": None,
-        "source_ip": None,
-        "user_agent": None,
         "user_name": None,
         "arn": None,
         "account": None,
         "instance_ids": [],
         "state_changes": [],
-        "mfa_used": None,
         "extra": {},
         "delivery": None,
         "raw": raw,
@@ -263,8 +278,16 @@ def build_alert(
     resources: list[Resource],
     details: dict[str, Any],
     dedup_key: str | None,
+    event_time: str | None = None,
+    event_name: str | None = None,
+    source_ip: str | None = None,
+    user_agent: str | None = None,
+    mfa_used: bool | None = None,
 ) -> NormalizedAlert:
-    """Assemble the alert; fills the artifacts the principal and resources already carry."""
+    """Assemble the alert; fills the artifacts the principal and resources already carry.
+
+    ``event_time`` is the payload's text; one that is not a time leaves the alert without.
+    """
     details["account"] = details["account"] or account
     if principal is not None:
         details["user_name"] = details["user_name"] or principal.name
@@ -284,6 +307,11 @@ def build_alert(
             "region": region,
             "principal": principal,
             "resources": dedupe_resources(resources),
+            "event_time": timestamp(event_time),
+            "event_name": event_name,
+            "source_ip": source_ip,
+            "user_agent": user_agent,
+            "mfa_used": mfa_used,
             "details": details,
             "dedup_key": dedup_key,
         }

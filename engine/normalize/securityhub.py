@@ -70,15 +70,6 @@ def normalize_securityhub_finding(
     )
     action = obj(body.get("Action"))
     details = new_details(body if raw is None else raw)
-    details.update(
-        event_time=text(body.get("UpdatedAt")),
-        event_name=text(dig(action, "AwsApiCallAction", "Api"))
-        or text(fields.get("action/awsApiCallAction/api")),
-        source_ip=text(dig(action, "AwsApiCallAction", "RemoteIpDetails", "IpAddressV4"))
-        or text(dig(action, "NetworkConnectionAction", "RemoteIpDetails", "IpAddressV4"))
-        or text(fields.get("action/awsApiCallAction/remoteIpDetails/ipAddressV4"))
-        or text(dig(body, "Network", "SourceIpV4")),
-    )
     finding_id, updated = text(body.get("Id")), text(body.get("UpdatedAt"))
     details["extra"].update(
         finding_id=finding_id,
@@ -109,6 +100,13 @@ def normalize_securityhub_finding(
         resources=resources,
         details=details,
         dedup_key=key,
+        event_time=updated,
+        event_name=text(dig(action, "AwsApiCallAction", "Api"))
+        or text(fields.get("action/awsApiCallAction/api")),
+        source_ip=text(dig(action, "AwsApiCallAction", "RemoteIpDetails", "IpAddressV4"))
+        or text(dig(action, "NetworkConnectionAction", "RemoteIpDetails", "IpAddressV4"))
+        or text(fields.get("action/awsApiCallAction/remoteIpDetails/ipAddressV4"))
+        or text(dig(body, "Network", "SourceIpV4")),
     )
 
 
@@ -123,7 +121,6 @@ def normalize_securityhub_insight(event: dict[str, Any]) -> NormalizedAlert:
         if r is not None
     ]
     details = new_details(event)
-    details.update(event_time=text(event.get("time")), event_name=name)
     details["extra"].update(
         insight_arn=text(detail.get("insightArn")),
         action_name=text(detail.get("actionName")),
@@ -144,6 +141,8 @@ def normalize_securityhub_insight(event: dict[str, Any]) -> NormalizedAlert:
         resources=resources,
         details=details,
         dedup_key=f"eventbridge:{event_id}" if event_id else None,
+        event_time=text(event.get("time")),
+        event_name=name,
     )
 
 

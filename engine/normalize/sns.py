@@ -10,7 +10,8 @@
   their natural keys; an event with no inner key gets ``sns:<MessageId>``);
 - anything else (plain text, other JSON) → one generic alert: source ``sns``, kind ``generic``,
   title the ``Subject`` (it may be null or absent: then the message's first line), type the
-  topic name, INFORMATIONAL, account and region from the TopicArn, keyed ``sns:<MessageId>``.
+  topic name, event_name the ``Subject``, event_time the ``Timestamp``, INFORMATIONAL, account
+  and region from the TopicArn, keyed ``sns:<MessageId>``.
 
 ``details.delivery`` holds ``transport`` "sns", message_id, topic_arn, subject and timestamp;
 ``details.raw`` is the SNS body verbatim (for a multi-finding event: the finding, as in
@@ -110,8 +111,6 @@ def _generic(
     if isinstance(message, str):
         first_line = next((line.strip() for line in message.splitlines() if line.strip()), None)
     details = new_details(envelope)
-    details["event_time"] = text(envelope.get("Timestamp"))
-    details["event_name"] = subject
     details["extra"]["message"] = message
     title = subject or (first_line[:TITLE_LIMIT] if first_line else None)
     return build_alert(
@@ -127,4 +126,6 @@ def _generic(
         resources=[],
         details=details,
         dedup_key=key,
+        event_time=text(envelope.get("Timestamp")),
+        event_name=subject,
     )

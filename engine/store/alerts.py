@@ -10,20 +10,25 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import audit
-from engine.alerts import NormalizedAlert, trigger_matches, updated_by_riposte
+from engine.alerts import NormalizedAlert, ProductionCheck, updated_by_riposte
 from engine.playbooks import LoadedPlaybook
 from engine.store.errors import NotFound
 from engine.store.models import Alert, Delivery
-from engine.store.runs import queue_run
+from engine.store.triggers import apply_triggers
 from engine.store.types import utcnow
 
 
 @dataclass
 class IngestResult:
-    """The stored alert, the runs it queued, and whether it was a repeat or ignored."""
+    """The stored alert, the runs it queued or joined, and whether it was a repeat or ignored.
+
+    ``joined_run_ids``: open runs of correlating playbooks, and fired threshold runs, that the
+    alert joined instead of starting one.
+    """
 
     alert_id: str | None
     run_ids: list[str] = field(default_factory=list)
+    joined_run_ids: list[str] = field(default_factory=list)
     duplicate: bool = False
     ignored: bool = False
 
@@ -37,10 +42,13 @@ def ingest_alert(
     body_sha256: str,
     body_bytes: int,
     actor: str,
+    is_production: ProductionCheck | None = None,
 ) -> IngestResult:
-    """Store an alert with its delivery and queue every playbook whose trigger matches it.
+    """Store an alert with its delivery and start, join or count it for every matching trigger.
 
-    A repeat (same ``dedup_key``) only counts on the alert it repeats.
+    A repeat (same ``dedup_key``) only counts on the alert it repeats. ``is_production`` is
+    ``Settings.is_production``; None (benchmarks, tests without settings) takes every instance
+    for possible production.
     """
     if updated_by_riposte(alert):
         # Riposte's own note on a finding comes back as an update: never a reason to act again.
@@ -60,6 +68,7 @@ def ingest_alert(
         audit.record(session, actor=actor, verb="alert.repeated", alert_id=existing.id,
                      details={"occurrences": existing.occurrences})
         return IngestResult(alert_id=existing.id, duplicate=True)
+    received = utcnow()
     row = Alert(
         source=alert.source,
         kind=alert.kind,
@@ -71,8 +80,15 @@ def ingest_alert(
         region=alert.region,
         principal=alert.principal.model_dump(mode="json") if alert.principal else None,
         resources=[r.model_dump(mode="json") for r in alert.resources],
+        event_time=alert.event_time,
+        event_name=alert.event_name,
+        source_ip=alert.source_ip,
+        user_agent=alert.user_agent,
+        mfa_used=alert.mfa_used,
         details=alert.details,
         dedup_key=alert.dedup_key,
+        first_seen=received,
+        last_seen=received,
     )
     try:
         with session.begin_nested():
@@ -81,18 +97,15 @@ def ingest_alert(
         # A concurrent delivery of the same alert committed first: this one is its repeat.
         return ingest_alert(session=session, alert=alert, playbooks=playbooks,
                             endpoint=endpoint, body_sha256=body_sha256, body_bytes=body_bytes,
-                            actor=actor)
+                            actor=actor, is_production=is_production)
     _delivery(session, endpoint, alert.source, "accepted", row.id, body_sha256, body_bytes)
     audit.record(session, actor=actor, verb="alert.received", alert_id=row.id,
                  details={"source": alert.source, "kind": alert.kind, "title": alert.title})
-    result = IngestResult(alert_id=row.id)
-    for playbook in playbooks.values():
-        trigger = playbook.spec.trigger
-        if trigger is not None and trigger_matches(trigger, alert):
-            run = queue_run(session=session, alert_id=row.id, playbook=playbook, mode="live",
-                            started_by="system")
-            result.run_ids.append(run.id)
-    return result
+    triggered = apply_triggers(session=session, alert_id=row.id, alert=alert,
+                               received_at=received, playbooks=playbooks,
+                               is_production=is_production)
+    return IngestResult(alert_id=row.id, run_ids=triggered.started,
+                        joined_run_ids=triggered.joined)
 
 
 def ingest_alerts(
@@ -104,6 +117,7 @@ def ingest_alerts(
     body_sha256: str,
     body_bytes: int,
     actor: str,
+    is_production: ProductionCheck | None = None,
 ) -> list[IngestResult]:
     """Store every alert of one delivery, in the caller's transaction: all of them or none.
 
@@ -112,7 +126,8 @@ def ingest_alerts(
     """
     return [
         ingest_alert(session=session, alert=alert, playbooks=playbooks, endpoint=endpoint,
-                     body_sha256=body_sha256, body_bytes=body_bytes, actor=actor)
+                     body_sha256=body_sha256, body_bytes=body_bytes, actor=actor,
+                     is_production=is_production)
         for alert in alerts
     ]
 
@@ -173,6 +188,11 @@ def as_normalized(alert: Alert) -> NormalizedAlert:
             "region": alert.region,
             "principal": alert.principal,
             "resources": alert.resources,
+            "event_time": alert.event_time,
+            "event_name": alert.event_name,
+            "source_ip": alert.source_ip,
+            "user_agent": alert.user_agent,
+            "mfa_used": alert.mfa_used,
             "details": alert.details,
             "dedup_key": alert.dedup_key,
         }

@@ -5,7 +5,17 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, MetaData, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 from engine.store.types import BigId, JSONType, UTCDateTime, new_id, utcnow
@@ -38,6 +48,12 @@ class Alert(Base):
     region: Mapped[str | None] = mapped_column(String(32))
     principal: Mapped[dict[str, Any] | None] = mapped_column(JSONType)
     resources: Mapped[list[dict[str, Any]]] = mapped_column(JSONType, default=list)
+    # When it happened, as the source says (first_seen is when Riposte received it).
+    event_time: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    event_name: Mapped[str | None] = mapped_column(String(256))
+    source_ip: Mapped[str | None] = mapped_column(String(256))
+    user_agent: Mapped[str | None] = mapped_column(Text)
+    mfa_used: Mapped[bool | None] = mapped_column(Boolean)
     details: Mapped[Any] = mapped_column(JSONType, nullable=True)
     dedup_key: Mapped[str | None] = mapped_column(String(512), unique=True)
     occurrences: Mapped[int] = mapped_column(Integer, default=1)
@@ -65,7 +81,10 @@ class Run(Base):
     """A playbook run: a durable state machine any worker can continue."""
 
     __tablename__ = "runs"
-    __table_args__ = (Index("ix_runs_claimable", "status", "queued_at"),)
+    __table_args__ = (
+        Index("ix_runs_claimable", "status", "queued_at"),
+        Index("ix_runs_trigger", "playbook", "trigger_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
@@ -83,6 +102,39 @@ class Run(Base):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     lease_owner: Mapped[str | None] = mapped_column(String(128))
     lease_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # A run started by a correlating or threshold trigger: its group (engine.triggers) and the
+    # span of event time whose alerts of that group belong to it.
+    trigger_key: Mapped[str | None] = mapped_column(String(64))
+    window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RunAlert(Base):
+    """An alert a run sees: the one that started it, and those that joined it later."""
+
+    __tablename__ = "run_alerts"
+
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), primary_key=True)
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), primary_key=True, index=True)
+    joined_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ThresholdEvent(Base):
+    """One unit (an event, or a resource it names) counted towards a threshold trigger.
+
+    ``run_id`` is set once a firing has counted it; until then it waits for its window to fill.
+    """
+
+    __tablename__ = "threshold_events"
+    __table_args__ = (Index("ix_threshold_events_group", "playbook", "group_key", "event_time"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    playbook: Mapped[str] = mapped_column(String(128))
+    group_key: Mapped[str] = mapped_column(String(64))
+    alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
+    unit: Mapped[str] = mapped_column(Text)
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
 
 
 class StepRecord(Base):
@@ -119,10 +171,21 @@ class ApprovalRequest(Base):
     """A human go/no-go on one step, showing exactly what the step will do."""
 
     __tablename__ = "approval_requests"
-    __table_args__ = (UniqueConstraint("run_id", "step_id"),)
+    # A step may see several requests (one superseded by a changed plan, then its successor),
+    # but only one is ever pending.
+    __table_args__ = (
+        Index(
+            "uq_approval_requests_pending_step",
+            "run_id",
+            "step_id",
+            unique=True,
+            sqlite_where=text("status = 'pending'"),
+            postgresql_where=text("status = 'pending'"),
+        ),
+    )
 
     id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"))
+    run_id: Mapped[str] = mapped_column(ForeignKey("runs.id"), index=True)
     step_id: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(16), index=True)
     plan: Mapped[dict[str, Any]] = mapped_column(JSONType)
@@ -132,6 +195,10 @@ class ApprovalRequest(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     decided_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    on_timeout: Mapped[str] = mapped_column(String(16), default="reject", server_default="reject")
+    escalate_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    escalate_to: Mapped[list[str] | None] = mapped_column(JSONType)
 
 
 class ApprovalDecision(Base):

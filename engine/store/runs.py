@@ -7,14 +7,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, func, insert, or_, select, update
+from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor, wakeup
 from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
 from engine.store.errors import NotFound
-from engine.store.models import ApprovalRequest, Run, StepRecord
+from engine.store.models import Alert, ApprovalRequest, Run, RunAlert, StepRecord
 from engine.store.types import JSONType, UTCDateTime, new_id, utcnow
 
 MODES = ("live", "dry_run")
@@ -64,7 +64,10 @@ def queue_run(
     mode: str,
     started_by: str,
 ) -> Run:
-    """Queue a run of ``playbook`` on an alert, pinning the playbook's text and hash."""
+    """Queue a run of ``playbook`` on an alert, pinning the playbook's text and hash.
+
+    The alert is the run's first in ``run_alerts``; others may join it later (``join_run``).
+    """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
     state = conductor.initial_state(playbook.spec)
@@ -80,6 +83,7 @@ def queue_run(
     )
     session.add(run)
     session.flush()
+    session.add(RunAlert(run_id=run.id, alert_id=alert_id))
     audit.record(
         session,
         actor=started_by,
@@ -90,6 +94,34 @@ def queue_run(
     )
     wakeup.mark_runnable(session)
     return run
+
+
+def join_run(
+    *, session: Session, run: Run, alert_id: str, actor: str, details: dict[str, Any]
+) -> None:
+    """Add an alert to a run's alerts (a correlated alert, an event of a fired burst)."""
+    session.add(RunAlert(run_id=run.id, alert_id=alert_id))
+    audit.record(session, actor=actor, verb="alert.correlated", alert_id=alert_id, run_id=run.id,
+                 details={"playbook": run.playbook, **details})
+
+
+def run_alerts(session: Session, run_id: str) -> Sequence[Alert]:
+    """Return every alert a run sees, in event time (received time for those without)."""
+    return session.execute(_alerts_of(run_id, Alert)).scalars().all()
+
+
+def run_alert_ids(session: Session, run_id: str) -> list[str]:
+    """Return the ids of every alert a run sees, in the order ``run_alerts`` gives them."""
+    return list(session.execute(_alerts_of(run_id, Alert.id)).scalars())
+
+
+def _alerts_of(run_id: str, *columns: Any) -> Select[Any]:
+    return (
+        select(*columns)
+        .join(RunAlert, RunAlert.alert_id == Alert.id)
+        .where(RunAlert.run_id == run_id)
+        .order_by(func.coalesce(Alert.event_time, Alert.first_seen), Alert.id)
+    )
 
 
 def get_run(session: Session, run_id: str) -> Run:
@@ -108,12 +140,14 @@ def list_runs(
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[Run]:
-    """Return runs, newest first, optionally filtered."""
+    """Return runs, newest first, optionally filtered (``alert_id``: runs that see it)."""
     query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
     if status:
         query = query.where(Run.status == status)
     if alert_id:
-        query = query.where(Run.alert_id == alert_id)
+        query = query.where(
+            Run.id.in_(select(RunAlert.run_id).where(RunAlert.alert_id == alert_id))
+        )
     return session.execute(query).scalars().all()
 
 

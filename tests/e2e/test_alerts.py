@@ -85,8 +85,8 @@ def test_a_repeat_with_the_same_dedup_key_counts_on_the_first_alert_and_starts_n
     first = post_alert(client, tokens.as_ingest, **body)
     again = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
     assert again.status_code == 200
-    assert again.json() == {"alert_id": first["alert_id"], "run_ids": [], "duplicate": True,
-                            "ignored": False}
+    assert again.json() == {"alert_id": first["alert_id"], "run_ids": [], "joined_run_ids": [],
+                            "duplicate": True, "ignored": False}
     alert = client.get(f"/v1/alerts/{first['alert_id']}", headers=tokens.as_responder).json()
     assert alert["occurrences"] == 2
     assert alert["run_ids"] == first["run_ids"]
@@ -298,3 +298,30 @@ def test_every_delivery_is_recorded_even_refused_ones(client: TestClient, tokens
     ]
     assert rows[2].alert_id is None and rows[2].body_bytes == len(b'{"title": ')
     assert "sevrity" in rows[3].reason
+
+
+def test_the_seed_artifacts_are_stored_as_fields_of_the_alert(
+    client: TestClient, tokens: Tokens, post_alert: PostAlert
+) -> None:
+    posted = post_alert(
+        client, tokens.as_ingest, title="TerminateInstances", event_time="2020-11-06T03:21:39",
+        event_name="TerminateInstances", source_ip="180.163.251.231",
+        user_agent="console.ec2.amazonaws.com", mfa_used=False,
+    )
+    shown = client.get(f"/v1/alerts/{posted['alert_id']}", headers=tokens.as_responder).json()
+
+    # No offset means UTC.
+    assert shown["event_time"] in ("2020-11-06T03:21:39Z", "2020-11-06T03:21:39+00:00")
+    assert (shown["event_name"], shown["source_ip"], shown["user_agent"], shown["mfa_used"]) == (
+        "TerminateInstances", "180.163.251.231", "console.ec2.amazonaws.com", False)
+    assert shown["first_seen"] > "2024"  # received now, apart from when it happened
+
+
+@pytest.mark.parametrize("event_time", ["9999-12-31T00:00:00Z", "1900-01-01T00:00:00Z", "soon"])
+def test_an_event_time_no_event_could_have_is_refused(
+    client: TestClient, tokens: Tokens, event_time: str
+) -> None:
+    body = {"title": "t", "severity": 1, "event_time": event_time}
+    response = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
+    assert response.status_code == 422, response.text
+    assert "event_time" in response.text

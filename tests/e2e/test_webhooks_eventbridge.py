@@ -85,8 +85,8 @@ def test_a_redelivered_event_answers_200_with_the_same_alert_and_stores_nothing_
     again = _post(client, EVENTBRIDGE, event, {API_KEY_HEADER: tokens.ingest})
     assert (first.status_code, again.status_code) == (202, 200)
     assert again.json()["alerts"] == [
-        {"alert_id": first.json()["alerts"][0]["alert_id"], "run_ids": [], "duplicate": True,
-         "ignored": False}
+        {"alert_id": first.json()["alerts"][0]["alert_id"], "run_ids": [], "joined_run_ids": [],
+         "duplicate": True, "ignored": False}
     ]
     alerts = client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"]
     assert [a["occurrences"] for a in alerts] == [2]
@@ -224,7 +224,8 @@ def test_a_finding_riposte_itself_last_updated_is_ignored_not_acted_on(
     response = _post(client, EVENTBRIDGE, event, tokens.as_ingest)
     assert response.status_code == 202, response.text
     ignored, stored = response.json()["alerts"]
-    assert ignored == {"alert_id": None, "run_ids": [], "duplicate": False, "ignored": True}
+    assert ignored == {"alert_id": None, "run_ids": [], "joined_run_ids": [], "duplicate": False,
+                       "ignored": True}
     assert stored["ignored"] is False and len(stored["run_ids"]) == 1
     outcomes = sorted(d["outcome"] for d in _deliveries(client, tokens))
     assert outcomes == ["accepted", "ignored"]

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+import sqlalchemy as sa
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -18,6 +19,7 @@ from engine import audit
 from engine.store import migrate
 from engine.store.db import make_engine
 from engine.store.models import Alert, AuditEvent, Base, Run, StepRecord
+from engine.store.types import JSONType, UTCDateTime
 
 
 def schema_differences(engine: Engine) -> list[Any]:
@@ -82,7 +84,8 @@ def test_upgrade_head_builds_exactly_the_models_schema(
     migrate.upgrade(empty_db_url)
 
     assert schema_differences(empty_engine) == []
-    assert migrate.current(empty_db_url) == "0001"
+    head = ScriptDirectory.from_config(migrate.alembic_config("sqlite://")).get_current_head()
+    assert migrate.current(empty_db_url) == head
     assert table_names(empty_engine) == set(Base.metadata.tables) | {"alembic_version"}
 
 
@@ -176,3 +179,79 @@ def test_postgres_refuses_changes_to_the_audit_log(pg_url: str, statement: str) 
             assert audit.verify(session).ok
     finally:
         engine.dispose()
+
+
+# ---------------------------------------------------------------------------------------------
+# 0002: the alert artifacts leave details for columns; every run gets its alerts
+
+
+_ALERTS_0001 = sa.table(
+    "alerts", *map(sa.column, ["id", "source", "kind", "type", "title", "severity",
+                               "severity_label", "occurrences"]),
+    sa.column("resources", JSONType), sa.column("details", JSONType),
+    sa.column("first_seen", UTCDateTime), sa.column("last_seen", UTCDateTime),
+)
+_RUNS_0001 = sa.table(
+    "runs", *map(sa.column, ["id", "alert_id", "playbook", "playbook_hash", "playbook_text",
+                             "mode", "status", "started_by"]),
+    sa.column("state", JSONType), sa.column("created_at", UTCDateTime),
+    sa.column("queued_at", UTCDateTime), sa.column("updated_at", UTCDateTime),
+)
+SEED_DETAILS = {
+    "event_time": "2020-11-06T03:21:39Z",
+    "event_name": "TerminateInstances",
+    "source_ip": "180.163.251.231",
+    "user_agent": "console.ec2.amazonaws.com",
+    "mfa_used": False,
+    "user_name": "Roboman1",
+    "instance_ids": ["i-2oc7w12"],
+    "raw": {"eventName": " TerminateInstances"},
+}
+
+
+def test_0002_moves_the_alert_artifacts_to_columns_and_back_on_downgrade(
+    empty_db_url: str, empty_engine: Engine
+) -> None:
+    migrate.upgrade(empty_db_url, "0001")
+    now = datetime.now(UTC)
+    odd = {"event_time": "yesterday", "event_name": None, "raw": "x"}
+    with empty_engine.begin() as connection:
+        for alert_id, details in [("a-seed", SEED_DETAILS), ("a-odd", odd), ("a-none", None)]:
+            connection.execute(_ALERTS_0001.insert().values(
+                id=alert_id, source="cloudtrail", kind="api-call", type="", title="t",
+                severity=0, severity_label="INFORMATIONAL", resources=[], details=details,
+                occurrences=1, first_seen=now, last_seen=now,
+            ))
+        connection.execute(_RUNS_0001.insert().values(
+            id="r-1", alert_id="a-seed", playbook="p", playbook_hash="h", playbook_text="",
+            mode="live", status="succeeded", state={}, started_by="system", created_at=now,
+            queued_at=now, updated_at=now,
+        ))
+
+    migrate.upgrade(empty_db_url, "0002")
+
+    with Session(empty_engine) as session:
+        seed, odd_row, bare = (session.get(Alert, i) for i in ("a-seed", "a-odd", "a-none"))
+        assert seed is not None and odd_row is not None and bare is not None
+        assert seed.event_time == datetime(2020, 11, 6, 3, 21, 39, tzinfo=UTC)
+        assert (seed.event_name, seed.source_ip, seed.user_agent, seed.mfa_used) == (
+            "TerminateInstances", "180.163.251.231", "console.ec2.amazonaws.com", False,
+        )
+        assert seed.details == {
+            "user_name": "Roboman1", "instance_ids": ["i-2oc7w12"],
+            "raw": {"eventName": " TerminateInstances"},
+        }
+        # Text that is no time stays where it was; a null has nothing to move.
+        assert (odd_row.event_time, odd_row.details) == (None, {"event_time": "yesterday",
+                                                                "raw": "x"})
+        assert (bare.event_time, bare.details) == (None, None)
+        links = session.execute(text("SELECT run_id, alert_id FROM run_alerts")).all()
+        assert [tuple(link) for link in links] == [("r-1", "a-seed")]
+
+    migrate.downgrade(empty_db_url, "0001")
+
+    with empty_engine.connect() as connection:
+        restored = dict(connection.execute(select(_ALERTS_0001.c.id, _ALERTS_0001.c.details)).all())
+    assert restored == {"a-seed": SEED_DETAILS, "a-odd": {"event_time": "yesterday", "raw": "x"},
+                        "a-none": None}
+    assert "run_alerts" not in table_names(empty_engine)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -44,11 +45,13 @@ def test_seed_terminate_instances_record_gives_the_step_two_artifacts() -> None:
     ]
     assert alert.dedup_key is None  # the seed's record has no eventID
     assert (alert.severity, alert.severity_label) == (0, "INFORMATIONAL")
+    assert alert.event_time == datetime(2020, 11, 6, 3, 21, 39, tzinfo=UTC)
+    assert alert.event_name == "TerminateInstances"
+    assert alert.source_ip == "180.163.251.231"
+    assert alert.user_agent == "console.ec2.amazonaws.com"
+    assert alert.mfa_used is None
     details = alert.details
-    assert details["event_time"] == "2020-11-06T03:21:39Z"
-    assert details["event_name"] == "TerminateInstances"
-    assert details["source_ip"] == "180.163.251.231"
-    assert details["user_agent"] == "console.ec2.amazonaws.com"
+    assert not {"event_time", "event_name", "source_ip", "user_agent", "mfa_used"} & set(details)
     assert details["user_name"] == "Roboman1"
     assert details["account"] == "0123456789"
     assert details["instance_ids"] == ["i-2oc7w12", "i-eob7w13"]
@@ -74,7 +77,7 @@ def test_console_signin_without_mfa_from_a_log_file() -> None:
     assert alert.principal.arn == "arn:aws:iam::111122223333:user/anaya"
     assert alert.resources == []
     assert alert.dedup_key == "cloudtrail:3fcfb182-98f8-4744-bd45-10a395ab61cb"
-    assert alert.details["mfa_used"] is False
+    assert alert.mfa_used is False
     assert alert.details["extra"]["outcome"] == "Success"
 
 
@@ -82,7 +85,7 @@ def test_console_signin_with_mfa_bare_record() -> None:
     """Sample: the same page, "IAM user, signing in with MFA" (a bare record, no Records)."""
     [alert] = normalize_cloudtrail(load("cloudtrail_signin_iam_user_mfa"))
 
-    assert alert.details["mfa_used"] is True
+    assert alert.mfa_used is True
     assert alert.account == "111122223333"
     assert alert.region == "us-east-1"
     assert alert.dedup_key == "cloudtrail:fed06f42-cb12-4764-8c69-121063dc79b9"
@@ -108,7 +111,7 @@ def test_root_console_signin() -> None:
     assert (alert.principal.type, alert.principal.name) == ("Root", "root")
     assert alert.principal.arn == "arn:aws:iam::111122223333:root"
     assert alert.account == "111122223333"
-    assert alert.details["mfa_used"] is False
+    assert alert.mfa_used is False
 
 
 @pytest.mark.parametrize(
@@ -119,7 +122,7 @@ def test_mfa_used_is_read_in_any_case(answer: str | None, expected: bool | None)
     """Sample: the console sign-in record above with MFAUsed rewritten."""
     record = load("cloudtrail_signin_iam_user_mfa")
     record["additionalEventData"]["MFAUsed"] = answer
-    assert normalize_cloudtrail_record(record).details["mfa_used"] is expected
+    assert normalize_cloudtrail_record(record).mfa_used is expected
 
 
 # userIdentity elements. IAMUser and AssumedRole are the examples of
@@ -337,3 +340,24 @@ def test_not_cloudtrail_is_unsupported(doc: object) -> None:
     """Input that is no CloudTrail file or record is refused with UnsupportedPayload."""
     with pytest.raises(UnsupportedPayload):
         normalize_cloudtrail(doc)
+
+
+@pytest.mark.parametrize(
+    ("written", "expected"),
+    [
+        ("2020-11-06T03:21:39Z", datetime(2020, 11, 6, 3, 21, 39, tzinfo=UTC)),
+        ("2020-11-06T05:21:39+02:00", datetime(2020, 11, 6, 3, 21, 39, tzinfo=UTC)),
+        ("2020-11-06T03:21:39", datetime(2020, 11, 6, 3, 21, 39, tzinfo=UTC)),  # no offset: UTC
+        ("yesterday", None),
+        ("9999-12-31T23:59:59Z", None),  # no event's time: windows around it would overflow
+        ("1969-12-31T23:59:59Z", None),
+        (1604632899, None),
+    ],
+)
+def test_the_event_time_is_read_as_utc_or_left_out(
+    written: object, expected: datetime | None
+) -> None:
+    """Sample: the seed's record with its eventTime rewritten."""
+    record = load("seed_terminate_instances")["Records"][0]
+    record["eventTime"] = written
+    assert normalize_cloudtrail_record(record).event_time == expected

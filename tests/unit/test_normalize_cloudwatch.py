@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from engine.normalize import normalize_eventbridge
@@ -75,3 +77,11 @@ def test_composite_alarm_keeps_its_rule() -> None:
     [alert] = normalize_eventbridge(event)
     assert alert.details["extra"]["alarm_rule"] == "ALARM(ServerCpuTooHigh) OR ALARM(Disk)"
     assert [r.type for r in alert.resources] == ["AwsCloudWatchAlarm"]
+
+
+def test_the_event_time_is_the_state_change_not_the_delivery() -> None:
+    """Sample: the guide's single-metric alarm (state timestamp written with a +0000 offset)."""
+    [alert] = normalize_eventbridge(load("cloudwatch_alarm_single_metric"))
+
+    assert alert.event_time == datetime(2019, 10, 2, 17, 4, 40, 989000, tzinfo=UTC)
+    assert alert.event_name == "ServerCpuTooHigh"

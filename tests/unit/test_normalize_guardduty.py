@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from engine.normalize import guardduty_score, normalize_eventbridge, normalize_guardduty_finding
@@ -23,7 +25,7 @@ def test_ssh_brute_force_event_names_the_instance() -> None:
     assert [(r.type, r.id) for r in alert.resources] == [("AwsEc2Instance", "${instance_id}")]
     assert alert.dedup_key == "guardduty:49514155ed6b4536b05649a87fc3c05a@2025-10-01T18:05:37.470Z"
     assert (alert.severity, alert.severity_label) == (50, "MEDIUM")
-    assert alert.details["source_ip"] == "${malicious_ip}"
+    assert alert.source_ip == "${malicious_ip}"
     assert alert.details["raw"] == event
 
 
@@ -63,9 +65,9 @@ def test_cli_get_findings_output_reads_the_api_call() -> None:
     )
     assert alert.account == "111122223333"
     assert alert.region == "us-east-1"
-    assert alert.details["source_ip"] == "52.94.36.7"
-    assert alert.details["event_name"] == "ListPolicyVersions"
-    assert alert.details["event_time"] == "2020-05-26T22:33:55Z"
+    assert alert.source_ip == "52.94.36.7"
+    assert alert.event_name == "ListPolicyVersions"
+    assert alert.event_time == datetime(2020, 5, 26, 22, 33, 55, tzinfo=UTC)
     assert alert.dedup_key == "guardduty:1ab92989eaf0e742df4a014d5example@2020-05-26T22:55:21.703Z"
 
 
@@ -121,7 +123,7 @@ def test_camel_case_event_as_eventbridge_delivers_it() -> None:
     assert alert.principal is not None and alert.principal.name == "alice"
     instance = alert.resources[0]
     assert (instance.id, instance.tags) == ("i-0123456789abcdef0", {"env": "prod"})
-    assert alert.details["source_ip"] == "198.51.100.7"
+    assert alert.source_ip == "198.51.100.7"
     assert alert.details["instance_ids"] == ["i-0123456789abcdef0"]
 
 

@@ -1,0 +1,211 @@
+"""What a stored alert does to each playbook whose trigger matches: start, join, or count.
+
+- a plain trigger queues a run;
+- a correlating trigger joins the open run of the same group whose window holds the alert's
+  event time, or starts one whose window reaches ``within`` either side of it;
+- a threshold trigger counts the alert (or the resources it names) in its group; when a window
+  of ``within`` holds ``count`` of them, one run starts, every counted alert joins it, and later
+  events of the window join it too instead of counting again.
+
+Each group is decided by one transaction at a time: PostgreSQL serialises them on an advisory
+lock per playbook and group; SQLite has a single writer already.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+from sqlalchemy import select, text, update
+from sqlalchemy.orm import Session
+
+from engine import audit, conductor
+from engine.alerts import NormalizedAlert, ProductionCheck, trigger_matches
+from engine.playbooks import LoadedPlaybook
+from engine.spec import Correlate, Trigger
+from engine.store.models import Run, ThresholdEvent
+from engine.store.runs import join_run, queue_run
+from engine.triggers import (
+    Counted,
+    Window,
+    burst_window,
+    correlation_key,
+    counted_units,
+    threshold_group,
+)
+
+# pg_advisory_xact_lock(int, int): its own key space, apart from the audit chain's bigint key.
+_GROUP_LOCK_SPACE = 0x52495054
+_LOCK_GROUP = text("SELECT pg_advisory_xact_lock(:space, :key)")
+
+
+@dataclass
+class Triggered:
+    """The runs an alert started and the runs it joined instead."""
+
+    started: list[str] = field(default_factory=list)
+    joined: list[str] = field(default_factory=list)
+
+
+def apply_triggers(
+    *,
+    session: Session,
+    alert_id: str,
+    alert: NormalizedAlert,
+    received_at: datetime,
+    playbooks: Mapping[str, LoadedPlaybook],
+    is_production: ProductionCheck | None,
+) -> Triggered:
+    """Start, join or count the stored alert for every playbook whose trigger matches it.
+
+    Windows use the alert's event time, or ``received_at`` when its source gives none.
+    """
+    moment = alert.event_time or received_at
+    outcome = Triggered()
+    # One order for every transaction, so two of them never wait for each other's group locks.
+    for name in sorted(playbooks):
+        playbook = playbooks[name]
+        trigger = playbook.spec.trigger
+        if trigger is None or not trigger_matches(trigger, alert, is_production=is_production):
+            continue
+        if trigger.threshold is not None:
+            _count(session, playbook, trigger, alert_id, alert, moment, is_production, outcome)
+        elif trigger.correlate is not None:
+            _correlate(session, playbook, trigger.correlate, alert_id, alert, moment, outcome)
+        else:
+            outcome.started.append(_start(session, playbook, alert_id).id)
+    return outcome
+
+
+def _start(session: Session, playbook: LoadedPlaybook, alert_id: str) -> Run:
+    return queue_run(session=session, alert_id=alert_id, playbook=playbook, mode="live",
+                     started_by="system")
+
+
+def _correlate(
+    session: Session,
+    playbook: LoadedPlaybook,
+    correlate: Correlate,
+    alert_id: str,
+    alert: NormalizedAlert,
+    moment: datetime,
+    outcome: Triggered,
+) -> None:
+    key = correlation_key(correlate, alert)
+    if key is None:  # it lacks a field of the key: related to nothing
+        outcome.started.append(_start(session, playbook, alert_id).id)
+        return
+    name = playbook.spec.name
+    _lock_group(session, name, key)
+    run = _run_of_group(session, name, key, moment, open_only=True)
+    if run is not None:
+        join_run(session=session, run=run, alert_id=alert_id, actor="system",
+                 details={"by": correlate.by})
+        outcome.joined.append(run.id)
+        return
+    run = _start(session, playbook, alert_id)
+    _own_window(run, key, Window.around(moment, timedelta(seconds=correlate.within)))
+    outcome.started.append(run.id)
+
+
+def _count(
+    session: Session,
+    playbook: LoadedPlaybook,
+    trigger: Trigger,
+    alert_id: str,
+    alert: NormalizedAlert,
+    moment: datetime,
+    is_production: ProductionCheck | None,
+    outcome: Triggered,
+) -> None:
+    threshold = trigger.threshold
+    assert threshold is not None
+    units = counted_units(trigger, alert, alert_id, is_production)
+    if not units:  # counting resources, and it names none that count
+        return
+    name, group = playbook.spec.name, threshold_group(threshold, alert)
+    within = timedelta(seconds=threshold.within)
+    _lock_group(session, name, group)
+    fired = _run_of_group(session, name, group, moment, open_only=False)
+    for unit in units:
+        session.add(ThresholdEvent(playbook=name, group_key=group, alert_id=alert_id, unit=unit,
+                                   event_time=moment, run_id=fired.id if fired else None))
+    if fired is not None:  # a later event of a burst that has fired already
+        join_run(session=session, run=fired, alert_id=alert_id, actor="system",
+                 details={"threshold": "later event of the window that fired"})
+        outcome.joined.append(fired.id)
+        return
+    session.flush()
+    waiting = session.execute(
+        select(ThresholdEvent).where(
+            ThresholdEvent.playbook == name,
+            ThresholdEvent.group_key == group,
+            ThresholdEvent.run_id.is_(None),
+            ThresholdEvent.event_time.between(moment - within, moment + within),
+        )
+    ).scalars().all()
+    window = burst_window(
+        [Counted(e.unit, e.event_time) for e in waiting],
+        at=moment, count=threshold.count, within=within,
+    )
+    if window is None:
+        return
+    run = _start(session, playbook, alert_id)
+    _own_window(run, group, window)
+    counted = [e for e in waiting if window.start <= e.event_time <= window.end]
+    session.execute(
+        update(ThresholdEvent)
+        .where(ThresholdEvent.id.in_([e.id for e in counted]))
+        .values(run_id=run.id)
+        .execution_options(synchronize_session=False)
+    )
+    others = dict.fromkeys(e.alert_id for e in counted if e.alert_id != alert_id)
+    for other in others:
+        join_run(session=session, run=run, alert_id=other, actor="system",
+                 details={"threshold": "counted in the window that fired"})
+    audit.record(
+        session, actor="system", verb="threshold.reached", alert_id=alert_id, run_id=run.id,
+        details={
+            "playbook": name,
+            "counted": len({e.unit for e in counted}),
+            "count": threshold.count,
+            "alerts": len(others) + 1,
+            "window_start": window.start.isoformat(),
+            "window_end": window.end.isoformat(),
+        },
+    )
+    outcome.started.append(run.id)
+
+
+def _own_window(run: Run, key: str, window: Window) -> None:
+    run.trigger_key = key
+    run.window_start = window.start
+    run.window_end = window.end
+
+
+def _run_of_group(
+    session: Session, playbook: str, key: str, moment: datetime, *, open_only: bool
+) -> Run | None:
+    """Return the latest run of the group whose window holds ``moment``."""
+    query = select(Run).where(
+        Run.playbook == playbook,
+        Run.trigger_key == key,
+        Run.window_start <= moment,
+        Run.window_end >= moment,
+    )
+    if open_only:
+        query = query.where(Run.status.not_in(sorted(conductor.TERMINAL)))
+    return session.execute(query.order_by(Run.window_start.desc()).limit(1)).scalars().first()
+
+
+def _lock_group(session: Session, playbook: str, key: str) -> None:
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        return  # SQLite: the transaction already holds the only write lock (BEGIN IMMEDIATE)
+    digest = hashlib.sha256(f"{playbook}\0{key}".encode()).digest()
+    # Two groups sharing these 32 bits only queue behind each other; they never mix.
+    connection.execute(
+        _LOCK_GROUP, {"space": _GROUP_LOCK_SPACE, "key": int.from_bytes(digest[:4], signed=True)}
+    )
