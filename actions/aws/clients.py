@@ -18,10 +18,12 @@ from __future__ import annotations
 
 import copy
 import fnmatch
+import functools
 from dataclasses import dataclass, field
 from typing import Any
 
 import boto3
+import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 from tenacity import (
@@ -151,6 +153,18 @@ class Client:
         return any(fnmatch.fnmatchcase(code, pattern) for pattern in self._codes)
 
 
+@functools.cache
+def _shared_loader() -> Any:
+    return botocore.session.get_session().get_component("data_loader")
+
+
+def new_session(**credentials: str) -> boto3.Session:
+    """A boto3 session sharing one model loader: each run reads the service models once."""
+    core = botocore.session.get_session()
+    core.register_component("data_loader", _shared_loader())
+    return boto3.Session(botocore_session=core, **credentials)
+
+
 class AwsClients:
     """The AWS client factory of one run."""
 
@@ -159,7 +173,7 @@ class AwsClients:
         self.dry_run = dry_run
         self.run_id = run_id
         self.calls = CallLog()
-        self._base = boto3.Session()
+        self._base = new_session()
         self._sessions: dict[str, boto3.Session] = {}
         self._identity: dict[str, str] | None = None
         self._config = Config(
@@ -217,7 +231,7 @@ class AwsClients:
         if self.settings.responder_external_id is not None:
             request["ExternalId"] = self.settings.responder_external_id.get_secret_value()
         credentials = self.client("sts").assume_role(**request)["Credentials"]
-        return boto3.Session(
+        return new_session(
             aws_access_key_id=credentials["AccessKeyId"],
             aws_secret_access_key=credentials["SecretAccessKey"],
             aws_session_token=credentials["SessionToken"],

@@ -1,0 +1,345 @@
+"""``aws.cloudtrail.principal_history``: what a principal usually does, and what is new."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import Field, field_validator
+
+from actions.aws.cloudtrail_history import DEFAULT_COVERAGE, summarize
+from actions.aws.cloudtrail_ingested import IngestedReport, ingested_records
+from actions.aws.cloudtrail_lookup import LIMITER, LookupReport, lookup_events
+from actions.aws.cloudtrail_records import PrincipalRef, Record, iso, relevant, unique_records
+from actions.aws.cloudtrail_s3 import S3Report, logs_prefix, read_log_files, regions_with_logs
+from actions.aws.target import AwsInput
+from actions.base import Action, ActionContext, ActionError
+from actions.registry import register
+
+SOURCES = ("lookup_events", "s3", "ingested")
+# IAM and console sign-in events are global: CloudTrail records them in the partition's first
+# region (us-east-1 in the commercial partition).
+GLOBAL_REGIONS = {"us-gov-": "us-gov-west-1", "cn-": "cn-north-1"}
+GLOBAL_REGION = "us-east-1"
+
+
+def global_region(region: str) -> str:
+    """Where CloudTrail records global (IAM, sign-in) events in ``region``'s partition."""
+    for prefix, where in GLOBAL_REGIONS.items():
+        if region.startswith(prefix):
+            return where
+    return GLOBAL_REGION
+
+
+class PrincipalHistoryInput(AwsInput):
+    principal: str | None = Field(
+        default=None,
+        description="ARN, user name or access key id; default: the alert's principal.",
+    )
+    days: float = Field(
+        default=7, gt=0, le=90, description="Length of the window, ending at `end`."
+    )
+    start: datetime | None = Field(default=None, description="Start of the window (UTC).")
+    end: datetime | None = Field(
+        default=None, description="End of the window; default: the alert's event time, else now."
+    )
+    event_time: datetime | None = Field(
+        default=None,
+        description="The moment judged against the working hours; default: the alert's.",
+    )
+    resources: list[str] | None = Field(
+        default=None,
+        max_length=50,
+        description="Resource ids whose events to count (any caller); default: the alert's "
+        "EC2 instances. Looked up in the step's region.",
+    )
+    regions: list[str] | None = Field(
+        default=None,
+        description="Regions read for the principal's calls (us-east-1, where IAM and sign-in "
+        "events are, always is); default: the "
+        "step's region with LookupEvents, every region with logs in the bucket with s3.",
+    )
+    sources: list[str] | None = Field(
+        default=None,
+        description="lookup_events, s3, ingested; default: RIPOSTE_CLOUDTRAIL_SOURCES.",
+    )
+    coverage: float = Field(
+        default=DEFAULT_COVERAGE,
+        ge=0.5,
+        le=1.0,
+        description="Share of the principal's calls the working hours must hold.",
+    )
+    max_events: int = Field(
+        default=20_000, ge=1, le=500_000, description="Most events read from each source."
+    )
+
+    @field_validator("start", "end", "event_time")
+    @classmethod
+    def _utc(cls, value: datetime | None) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+@register
+class PrincipalHistory(Action[PrincipalHistoryInput]):
+    """Summarize a principal's CloudTrail history before the alert: hours, addresses, changes.
+
+    Over a window (default: the 7 days before the alert's event time) it gives the principal's
+    activity by hour of the day and its usual working hours (the smallest span holding 90 % of
+    its calls before the alert), whether the alert's event falls outside them, its source
+    addresses, user agents, regions and event names with counts and first/last seen (and
+    whether each was seen before the alert), its console sign-ins (success or failure, MFA or
+    not), IAM changes made to it (policies, access keys, password, MFA), and every event on the
+    given resources (e.g. earlier stops or terminations of these instances), by event name.
+
+    Events come from the sources in ``RIPOSTE_CLOUDTRAIL_SOURCES`` (or ``sources``), merged
+    and counted once by eventID: ``lookup_events`` (CloudTrail's event history, 2 requests/s
+    per account and region, shared by the process), ``s3`` (the trail's log files in
+    ``RIPOSTE_CLOUDTRAIL_BUCKET``), ``ingested`` (CloudTrail events Riposte received).
+    LookupEvents selects an IAM user's calls by user name and a session's by its session name
+    or access key id; it cannot select every session of a role: use ``s3`` or ``ingested``.
+
+    ```yaml
+    - id: history
+      action: aws.cloudtrail.principal_history
+      with:
+        days: 7
+        resources: [i-0123456789abcdef0]
+    ```
+    """
+
+    name = "aws.cloudtrail.principal_history"
+    Input = PrincipalHistoryInput
+    permissions = ("cloudtrail:LookupEvents", "s3:ListBucket", "s3:GetObject")
+
+    def run(self, ctx: ActionContext, params: PrincipalHistoryInput) -> dict[str, Any]:
+        sources = params.sources or ctx.settings.cloudtrail_sources
+        unknown = sorted(set(sources) - set(SOURCES))
+        if unknown or not sources:
+            raise ActionError(
+                "InvalidSources",
+                f"unknown CloudTrail sources {unknown} (known: {', '.join(SOURCES)})",
+                retryable=False,
+            )
+        history = _History(ctx, params)
+        reports: dict[str, Any] = {}
+        records: list[Record] = []
+        readers = {
+            "lookup_events": history.lookup_events,
+            "s3": history.s3,
+            "ingested": history.ingested,
+        }
+        for source in dict.fromkeys(sources):
+            found, reports[source] = readers[source]()
+            records.extend(found)
+        summary = summarize(
+            records,
+            principal=history.principal,
+            start=history.start,
+            end=history.end,
+            alert_time=history.alert_time,
+            resource_ids=history.resource_ids,
+            coverage=params.coverage,
+        )
+        return {
+            "principal": history.principal.describe(),
+            "window": {"start": iso(history.start), "end": iso(history.end)},
+            "sources": reports,
+            **summary,
+        }
+
+
+class _History:
+    """The window, principal and targets of one step, and how each source reads them."""
+
+    def __init__(self, ctx: ActionContext, params: PrincipalHistoryInput) -> None:
+        self.ctx = ctx
+        self.params = params
+        alert = ctx.alert
+        self.account: str | None = params.account or _text(alert.get("account"))
+        self.region: str = params.region or _text(alert.get("region")) or ctx.settings.aws_region
+        self.principal = _principal(params.principal, alert, self.account)
+        self.alert_time = params.event_time or alert_event_time(alert)
+        self.end = params.end or self.alert_time or datetime.now(UTC)
+        self.start = params.start or self.end - timedelta(days=params.days)
+        if self.start >= self.end:
+            raise ActionError(
+                "InvalidWindow",
+                f"the window starts ({iso(self.start)}) after it ends ({iso(self.end)})",
+                retryable=False,
+            )
+        self.resource_ids = (
+            params.resources if params.resources is not None else _alert_instances(alert)
+        )
+
+    def _with_global(self, regions: list[str]) -> list[str]:
+        return list(dict.fromkeys([*regions, global_region(self.region)]))
+
+    def keep(self, record: Record) -> bool:
+        return relevant(record, self.principal, self.resource_ids)
+
+    def lookup_events(self) -> tuple[list[Record], dict[str, Any]]:
+        """Query LookupEvents: the principal's calls, changes to it, events on the resources."""
+        account = self.account or self.ctx.aws.own_account()
+        report = LookupReport()
+        principal_regions = self._with_global(self.params.regions or [self.region])
+        iam_region = global_region(self.region)
+        queries: list[tuple[str, str, str]] = []  # region, attribute, value
+        username, key_id = self.principal.lookup_username, self.principal.access_key_id
+        for region in principal_regions:
+            if username:
+                queries.append((region, "Username", username))
+            elif key_id:
+                queries.append((region, "AccessKeyId", key_id))
+        if self.principal.name and self.principal.type != "Root":
+            queries.append((iam_region, "ResourceName", self.principal.name))
+        queries += [(self.region, "ResourceName", rid) for rid in self.resource_ids]
+        for region, attribute, value in queries:
+            if report.truncated:
+                break
+            lookup_events(
+                self.ctx.aws.client("cloudtrail", account=self.account, region=region),
+                attribute=attribute,
+                value=value,
+                start=self.start,
+                end=self.end,
+                limiter=LIMITER,
+                key=(account, region),
+                cancelled=self.ctx.cancelled,
+                report=report,
+                max_events=self.params.max_events,
+            )
+        kept = unique_records(r for r in report.records if self.keep(r))
+        described: dict[str, Any] = {
+            "events": len(kept),
+            "calls": report.calls,
+            "waited_seconds": round(report.waited_seconds, 3),
+            "truncated": report.truncated,
+            "queries": report.queries,
+        }
+        if not username and not key_id:
+            described["note"] = (
+                "LookupEvents cannot select every session of a role: its calls need the s3 or "
+                "ingested source"
+            )
+        return kept, described
+
+    def s3(self) -> tuple[list[Record], dict[str, Any]]:
+        """Read the trail's log files for the window's days."""
+        settings = self.ctx.settings
+        if not settings.cloudtrail_bucket:
+            raise ActionError(
+                "SourceUnavailable",
+                "the s3 CloudTrail source needs RIPOSTE_CLOUDTRAIL_BUCKET (the trail's bucket)",
+                retryable=False,
+            )
+        account = self.account or self.ctx.aws.own_account()
+        client = self.ctx.aws.client(
+            "s3", account=settings.cloudtrail_bucket_account or self.account
+        )
+        base = logs_prefix(settings.cloudtrail_bucket_prefix, account)
+        if self.params.regions:
+            regions = self._with_global(self.params.regions)
+        else:
+            regions = regions_with_logs(client, bucket=settings.cloudtrail_bucket, base=base)
+        report = S3Report()
+        read_log_files(
+            client,
+            bucket=settings.cloudtrail_bucket,
+            base=base,
+            regions=regions,
+            start=self.start,
+            end=self.end,
+            keep=self.keep,
+            cancelled=self.ctx.cancelled,
+            report=report,
+            max_events=self.params.max_events,
+        )
+        return report.records, {
+            "events": len(report.records),
+            "bucket": settings.cloudtrail_bucket,
+            "prefix": base,
+            "regions": report.regions,
+            "files_listed": report.files_listed,
+            "files_read": report.files_read,
+            "unreadable_files": report.unreadable_files,
+            "truncated": report.truncated,
+        }
+
+    def ingested(self) -> tuple[list[Record], dict[str, Any]]:
+        """Read the CloudTrail events Riposte ingested, through the run's database access."""
+        sessions = self.ctx.run_env.sessions
+        if sessions is None:
+            raise ActionError(
+                "SourceUnavailable",
+                "the ingested CloudTrail source reads Riposte's database, and this run was "
+                "given no access to it (RunEnv.sessions is not set)",
+                retryable=False,
+            )
+        report = IngestedReport()
+        with sessions() as session:
+            ingested_records(
+                session=session,
+                account=self.account,
+                start=self.start,
+                end=self.end,
+                keep=self.keep,
+                report=report,
+                max_events=self.params.max_events,
+            )
+        return report.records, {
+            "events": len(report.records),
+            "alerts_read": report.alerts_read,
+            "truncated": report.truncated,
+        }
+
+
+def alert_event_time(alert: Mapping[str, Any]) -> datetime | None:
+    """When the alert's event happened: ``event_time`` (or ``time``, or ``details.event_time``)."""
+    details = alert.get("details")
+    candidates = [alert.get("event_time"), alert.get("time")]
+    if isinstance(details, dict):
+        candidates.append(details.get("event_time"))
+    for value in candidates:
+        if isinstance(value, datetime):
+            moment = value
+        elif isinstance(value, str) and value.strip():
+            try:
+                moment = datetime.fromisoformat(value.strip())
+            except ValueError:
+                continue
+        else:
+            continue
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return None
+
+
+def _principal(given: str | None, alert: Mapping[str, Any], account: str | None) -> PrincipalRef:
+    ref = PrincipalRef.parse(given) if given else PrincipalRef.from_alert(alert.get("principal"))
+    if ref is None:
+        raise ActionError(
+            "NoPrincipal",
+            "no principal given in with.principal and the alert names none",
+            retryable=False,
+        )
+    if ref.account is None and account is not None and not ref.access_key_id:
+        ref = replace(ref, account=account)
+    return ref
+
+
+def _alert_instances(alert: Mapping[str, Any]) -> list[str]:
+    resources = alert.get("resources")
+    if not isinstance(resources, list):
+        return []
+    ids = [
+        r.get("id") for r in resources
+        if isinstance(r, dict) and r.get("type") == "AwsEc2Instance"
+    ]
+    return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))[:50]
+
+
+def _text(value: object) -> str | None:
+    return value.strip() or None if isinstance(value, str) else None

@@ -1,0 +1,1 @@
+"""Actions about addresses: where they are and who owns them, from offline data only."""
