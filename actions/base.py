@@ -9,11 +9,13 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from riposte.settings import Settings, get_settings
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session, sessionmaker
+
     from actions.aws.clients import AwsClients
 
 P = TypeVar("P", bound=BaseModel)
@@ -46,6 +48,11 @@ class PlannedCall(BaseModel):
     operation: str
     params: dict[str, Any] = {}
     target: str = ""
+    volatile: list[str] = Field(
+        default=[],
+        description="Parameters only known when the call is made (e.g. 'now' in a policy); "
+        "left out of the plan hash an approval binds.",
+    )
 
 
 @dataclass
@@ -57,6 +64,8 @@ class RunEnv:
     settings: Settings = field(default_factory=get_settings)
     alert: Mapping[str, Any] = field(default_factory=dict)
     cache: dict[str, Any] = field(default_factory=dict)
+    # Read-only database access for enrichments that read what Riposte stored (none: rehearsal).
+    sessions: sessionmaker[Session] | None = None
 
     @cached_property
     def aws(self) -> AwsClients:

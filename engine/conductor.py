@@ -135,6 +135,13 @@ def approval_requested(state: State, step_id: str, request_id: str) -> State:
     return new
 
 
+def approval_replaced(state: State, step_id: str, request_id: str) -> State:
+    """Point the waiting step at the request that replaced its superseded one."""
+    new = copy.deepcopy(state)
+    new["steps"][step_id]["approval"] = {"request": request_id, "status": "pending"}
+    return new
+
+
 def approval_decided(state: State, step_id: str, *, approved: bool, expired: bool = False) -> State:
     """Resume the run (approved) or end it (rejected or expired)."""
     event = "approve" if approved else ("expire" if expired else "reject")

@@ -38,6 +38,7 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
     """Dry-run every step the run would reach, in order, as if every approval were granted."""
     spec = playbook.spec
     alert_view = template_view(REHEARSAL_ID, alert)
+    alerts = {"alerts": [alert_view]}  # a rehearsal has the one alert it was given
     run_view = {"id": REHEARSAL_ID, "mode": "dry_run", "playbook": spec.name}
     env = RunEnv(run_id=REHEARSAL_ID, mode="dry_run", alert=alert_view)
     state = conductor.apply(conductor.initial_state(spec), "claim")
@@ -50,13 +51,17 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
         step = spec.step(step_id)
         approval: str | None = None
         if step.approval is not None:
-            context = runner.template_context(alert=alert_view, state=state, run=run_view)
+            context = {
+                **runner.template_context(alert=alert_view, state=state, run=run_view), **alerts
+            }
             approval = _approval_request(step, step.approval, context)
             if approval is not None:
                 state = conductor.approval_requested(state, step_id, REHEARSAL_ID)
                 state = conductor.approval_decided(state, step_id, approved=True)
                 state = conductor.apply(state, "claim")
-        context = runner.template_context(alert=alert_view, state=state, run=run_view)
+        context = {
+            **runner.template_context(alert=alert_view, state=state, run=run_view), **alerts
+        }
         outcome = runner.execute_step(
             step, context, run_id=REHEARSAL_ID, mode="dry_run", sleep=_no_wait, env=env
         )

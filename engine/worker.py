@@ -11,8 +11,9 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions.base import RunEnv
-from engine import conductor, runner, wakeup
+from actions.base import ActionError, RunEnv
+from engine import approval_notices as notices
+from engine import conductor, plans, runner, wakeup
 from engine.alerts import template_view
 from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, STEP_DURATION
 from engine.playbooks import LoadedPlaybook, PlaybookInvalid, parse_playbook
@@ -87,6 +88,25 @@ class Worker:
             expired = approvals.expire_due(session=session, actor=self.worker_id)
         for request_id in expired:
             log.info("approval request %s expired", request_id)
+        with self.sessions.begin() as session:
+            due = [notices.Notice.of(session, r) for r in approvals.claim_escalations(session)]
+        for notice in due:
+            subject, text = notices.escalated(notice, settings=self.settings)
+            self.tell(notice, "approval.escalated", notice.escalate_to, subject, text)
+
+    def tell(
+        self, notice: notices.Notice, verb: str, targets: list[str], subject: str, text: str
+    ) -> None:
+        """Send a notice outside any transaction, then audit who got it."""
+        sent, failed = notices.send(
+            targets, subject=subject, text=text, settings=self.settings, run_id=notice.run_id
+        )
+        with self.sessions.begin() as session:
+            approvals.record_notice(
+                session=session, request_id=notice.request_id, verb=verb,
+                actor=self.worker_id, sent=sent, failed=failed,
+            )
+        log.info("%s %s: told %s, failed %s", verb, notice.request_id, sent, failed)
 
     def work_once(self) -> bool:
         """Claim one run and drive it; tell whether there was one."""
@@ -137,9 +157,11 @@ class _RunDriver:
             self.alert = template_view(
                 run.alert_id, as_normalized(get_alert(session, run.alert_id))
             )
+            self.alerts = _alert_views(session, run.id)
             self.view = {"id": run.id, "mode": run.mode, "playbook": run.playbook}
             self.env = RunEnv(
-                run_id=run.id, mode=run.mode, settings=self.worker.settings, alert=self.alert
+                run_id=run.id, mode=run.mode, settings=self.worker.settings, alert=self.alert,
+                sessions=self.sessions,
             )
             state: dict[str, Any] | None = run.state
             try:
@@ -150,6 +172,12 @@ class _RunDriver:
         if unloadable is not None:
             self._fail_unloadable(unloadable)
             return
+        trigger = self.playbook.spec.trigger
+        # Alerts join runs of correlating and threshold triggers while they run: read them anew
+        # before each step. Other runs see only the alert that started them.
+        self.gains_alerts = trigger is not None and (
+            trigger.correlate is not None or trigger.threshold is not None
+        )
         record_id: str | None = None  # the journal row of the step about to run, if written
         while state is not None:
             step_id = conductor.next_step(self.playbook.spec, state)
@@ -163,9 +191,19 @@ class _RunDriver:
     ) -> tuple[dict[str, Any] | None, str | None]:
         """Execute one step and record it; return the state if the run goes on here."""
         step = self.playbook.spec.step(step_id)
-        context = runner.template_context(alert=self.alert, state=state, run=self.view)
+        if self.gains_alerts:
+            with self.sessions() as session:
+                self.alerts = _alert_views(session, self.run_id)
+        context = {
+            **runner.template_context(alert=self.alert, state=state, run=self.view),
+            "alerts": self.alerts,
+        }
         if self._needs_approval(state, step_id):
             return self._ask_approval(state, step, context), None
+        if step.approval is not None:
+            moved = self._plan_moved(state, step, context)
+            if moved is not None:
+                return self._record(state, step_id, moved, record_id)
         if record_id is None:
             with self.sessions.begin() as session:
                 record_id = runs.begin_step(
@@ -235,8 +273,19 @@ class _RunDriver:
                 status="failed", error={"code": "TemplateError", "message": str(exc)}
             )
             return self._record(state, step.id, outcome)[0]
-        plan = {"step": step.id, "action": step.action, "params": params,
-                "reason": step.approval.reason}
+        try:
+            plan = plans.step_plan(
+                step_id=step.id, action=step.action, params=params,
+                reason=step.approval.reason, env=self._planning_env(),
+            )
+        except ActionError as exc:
+            # Nothing to approve: the step could not run as it stands (a target gone,
+            # a protected principal). It fails now rather than after a human said yes.
+            outcome = runner.StepOutcome(
+                status="failed", params=params, error={"code": exc.code, "message": exc.message}
+            )
+            return self._record(state, step.id, outcome)[0]
+        settings = self.worker.settings
         with self.sessions.begin() as session:
             run = runs.get_run(session, self.run_id)
             if run.lease_owner != self.worker_id:
@@ -244,9 +293,44 @@ class _RunDriver:
             request = approvals.open_request(
                 session=session, run=run, step_id=step.id, approval=step.approval, plan=plan,
                 default_expiry=self.worker.approval_expiry, worker=self.worker_id,
+                escalate_to=step.approval.escalate_to or settings.approval_escalate_to,
             )
             log.info("run %s waits for approval %s of step %s", self.run_id, request.id, step.id)
+            notice = notices.Notice.of(session, request)
+        targets = step.approval.notify or settings.approval_notify
+        if targets:
+            subject, text = notices.opened(notice, alert=self.alert, settings=settings)
+            self.worker.tell(notice, "approval.notified", targets, subject, text)
         return None
+
+    def _planning_env(self) -> RunEnv:
+        # Plans only read; a dry-run environment makes the guard enforce it.
+        return RunEnv(
+            run_id=self.run_id, mode="dry_run", settings=self.worker.settings, alert=self.alert
+        )
+
+    def _plan_moved(
+        self, state: dict[str, Any], step: Step, context: dict[str, Any]
+    ) -> runner.StepOutcome | None:
+        """A failed outcome if the approved plan no longer matches what the step would do."""
+        request_id = state["steps"][step.id]["approval"]["request"]
+        with self.sessions() as session:
+            approved = approvals.get_request(session, request_id)
+            approved_plan, approved_hash = approved.plan, approved.plan_hash
+        try:
+            params = runner.resolve_params(step, context)
+            fresh = plans.replan({**approved_plan, "params": params}, env=self._planning_env())
+        except (ActionError, TemplateFailure) as exc:
+            message = exc.message if isinstance(exc, ActionError) else str(exc)
+            fresh, message = None, f"the approved plan can no longer be made: {message}"
+        if fresh is not None and plans.plan_hash(fresh) == approved_hash:
+            return None
+        if fresh is not None:
+            message = f"live state moved since the approval: {plans.changes(approved_plan, fresh)}"
+        return runner.StepOutcome(
+            status="failed", params=approved_plan.get("params"),
+            error={"code": "PlanChanged", "message": message},
+        )
 
     def _fail_unloadable(self, message: str) -> None:
         with self.sessions.begin() as session:
@@ -256,6 +340,11 @@ class _RunDriver:
             run.status = new_state["status"]
             run.error = f"pinned playbook no longer loads: {message}"
             runs.finish_run(session=session, run=run, worker=self.worker_id)
+
+
+def _alert_views(session: Session, run_id: str) -> list[dict[str, Any]]:
+    """Return every alert of a run as templates see them (``alerts``)."""
+    return [template_view(row.id, as_normalized(row)) for row in runs.run_alerts(session, run_id)]
 
 
 class _LeaseKeeper:

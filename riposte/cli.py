@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 import typer
 from pydantic import ValidationError
 
+from riposte.approvals_cli import approvals_app
 from riposte.settings import Settings
 
 if TYPE_CHECKING:
@@ -39,6 +40,7 @@ audit_app = typer.Typer(help="The audit log.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
+app.add_typer(approvals_app, name="approvals")
 
 
 class UserError(Exception):
@@ -239,7 +241,7 @@ def plan(
     )
     if spec.trigger is None:
         typer.echo("  note: the playbook has no trigger; only a responder can start it")
-    elif not trigger_matches(spec.trigger, alert):
+    elif not trigger_matches(spec.trigger, alert, is_production=load_settings().is_production):
         typer.echo("  note: the trigger does not match this alert; it would not start this run")
     steps = rehearse(loaded, alert)
     for number, step in enumerate(steps, 1):

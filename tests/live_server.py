@@ -7,9 +7,10 @@ import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
 
 
 def free_port() -> int:
@@ -37,3 +38,18 @@ def serving(app: FastAPI) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+@contextmanager
+def webhook_receiver() -> Iterator[tuple[str, list[dict[str, Any]]]]:
+    """A Slack-compatible incoming webhook that keeps every JSON message it receives."""
+    received: list[dict[str, Any]] = []
+    app = FastAPI()
+
+    @app.post("/hook")
+    async def hook(request: Request) -> dict[str, str]:
+        received.append(await request.json())
+        return {"ok": "true"}
+
+    with serving(app) as url:
+        yield f"{url}/hook", received

@@ -6,12 +6,21 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
+from sqlalchemy.orm import Session
 
-from api.deps import IdInPath, ResponderCaller, SessionDep
+from api.deps import IdInPath, ResponderCaller, RuntimeDep, SessionDep
 from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
-from engine.store.approvals import PENDING, decide, decisions, get_request, list_requests
-from engine.store.approvals import may_decide as is_approver
-from engine.store.runs import get_run
+from engine.replan import refuse_if_moved
+from engine.store.approvals import (
+    PENDING,
+    decide,
+    decisions,
+    get_request,
+    list_requests,
+    remaining_deciders,
+    requests_to_decide,
+)
+from engine.store.models import ApprovalRequest
 from riposte.logs import bound
 
 log = logging.getLogger("riposte.api")
@@ -30,24 +39,21 @@ def get_approvals(
         Query(description="pending: only the requests the caller may decide."),
     ] = None,
 ) -> ApprovalList:
-    """List approval requests, newest first; pending ones only if the caller may decide them."""
-    requests = list_requests(session, status=status)
+    """List approval requests, newest first; pending: only those the caller may still decide."""
     if status == PENDING:
-        requests = [
-            request
-            for request in requests
-            if is_approver(request, actor=caller.name, role=caller.role)
-            and get_run(session, request.run_id).started_by != caller.name
-        ]
+        requests = requests_to_decide(session, actor=caller.name, role=caller.role)
+    else:
+        requests = list(list_requests(session, status=status))
     return ApprovalList(approvals=[ApprovalSummary.of(request) for request in requests])
 
 
 @router.get("/{request_id}", responses=_NOT_FOUND)
 def get_approval(request_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> ApprovalOut:
-    """Show a request, the plan it approves (and its hash), and the decisions so far."""
+    """Show a request, the plan it approves (and its hash), the decisions so far, who else may
+    decide and how many approvals it still needs."""
     request = get_request(session, request_id)
     with bound(run_id=request.run_id):
-        return ApprovalOut.detailed(request, decisions=decisions(session, request.id))
+        return _detailed(session, request)
 
 
 @router.post(
@@ -60,9 +66,19 @@ def get_approval(request_id: IdInPath, caller: ResponderCaller, session: Session
     },
 )
 def post_decision(
-    request_id: IdInPath, body: DecisionIn, caller: ResponderCaller, session: SessionDep
+    request_id: IdInPath,
+    body: DecisionIn,
+    caller: ResponderCaller,
+    session: SessionDep,
+    runtime: RuntimeDep,
 ) -> ApprovalOut:
-    """Approve or reject a request; the run resumes (or ends) once the request settles."""
+    """Approve or reject a request; the run resumes (or ends) once the request settles.
+
+    An approval first makes the plan again: if it changed, the request is superseded by one
+    showing the new plan, and the answer is 409 naming it.
+    """
+    if body.decision == "approve":
+        refuse_if_moved(runtime.sessions, request_id, runtime.settings, actor=caller.name)
     with session.begin():
         request = decide(
             session=session,
@@ -76,4 +92,9 @@ def post_decision(
     with bound(run_id=request.run_id):
         log.info("%s decided %s on approval %s: now %s", caller.name, body.decision,
                  request_id, request.status)
-        return ApprovalOut.detailed(request, decisions=decisions(session, request.id))
+        return _detailed(session, request)
+
+
+def _detailed(session: Session, request: ApprovalRequest) -> ApprovalOut:
+    return ApprovalOut.detailed(request, decisions=decisions(session, request.id),
+                                deciders=remaining_deciders(session, request))

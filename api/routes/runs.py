@@ -11,9 +11,17 @@ from pydantic import AfterValidator
 from api.deps import IdFilter, IdInPath, LibraryDep, Limit, Offset, ResponderCaller, SessionDep
 from api.schemas import RunIn, RunList, RunOut, RunSummary
 from engine.conductor import TRANSITIONS
+from engine.rollback import start_rollback
 from engine.store.alerts import get_alert
 from engine.store.errors import NotFound
-from engine.store.runs import cancel_run, get_run, journal, list_runs, queue_run
+from engine.store.runs import (
+    cancel_run,
+    get_run,
+    journal,
+    list_runs,
+    queue_run,
+    run_alert_ids,
+)
 from riposte.logs import bound
 
 log = logging.getLogger("riposte.api")
@@ -40,7 +48,7 @@ def get_runs(
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> RunList:
-    """List runs, newest first, optionally of one status or one alert."""
+    """List runs, newest first, optionally of one status or that see one alert."""
     runs = list_runs(session, status=status, alert_id=alert_id, limit=limit, offset=offset)
     return RunList(runs=[RunSummary.of(run) for run in runs])
 
@@ -50,7 +58,8 @@ def get_one_run(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) 
     """Show a run with its context, its step journal and its approval requests."""
     with bound(run_id=run_id):
         run = get_run(session, run_id)
-        return RunOut.detailed(run, journal=journal(session, run.id))
+        return RunOut.detailed(run, alert_ids=run_alert_ids(session, run.id),
+                               journal=journal(session, run.id))
 
 
 @router.post(
@@ -69,7 +78,7 @@ def start_run(
                         started_by=caller.name)
     with bound(alert_id=run.alert_id, run_id=run.id):
         log.info("%s started %s run of %s", caller.name, run.mode, run.playbook)
-    return RunOut.detailed(run, journal=[])
+    return RunOut.detailed(run, alert_ids=[run.alert_id], journal=[])
 
 
 @router.post(
@@ -82,4 +91,26 @@ def cancel(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> Ru
         with session.begin():
             run = cancel_run(session=session, run_id=run_id, actor=caller.name)
         log.info("%s cancelled run %s", caller.name, run_id)
-        return RunOut.detailed(run, journal=journal(session, run.id))
+        return RunOut.detailed(run, alert_ids=run_alert_ids(session, run.id),
+                               journal=journal(session, run.id))
+
+
+@router.post(
+    "/{run_id}/rollback",
+    status_code=202,
+    responses={
+        **_NOT_FOUND,
+        409: {"description": "The run has not ended, or changed nothing that can be undone."},
+    },
+)
+def rollback(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
+    """Plan the undo of every change the run made (newest first) and ask approval for it.
+
+    Answers the rollback run, which waits for one approver (not the caller) to approve the
+    plan: the undo calls, and the changes that cannot be undone, listed as such.
+    """
+    with bound(run_id=run_id):
+        with session.begin():
+            rollback_run = start_rollback(session=session, run_id=run_id, actor=caller.name)
+        log.info("%s asked to roll back run %s: run %s", caller.name, run_id, rollback_run.id)
+        return RunOut.detailed(rollback_run, alert_ids=[rollback_run.alert_id], journal=[])

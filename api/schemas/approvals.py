@@ -13,6 +13,7 @@ from api.schemas.common import (
     ResponseModel,
     Text,
 )
+from engine.store.approvals import Deciders
 from engine.store.models import ApprovalDecision, ApprovalRequest
 
 
@@ -21,9 +22,14 @@ class DecisionIn(RequestModel):
 
     decision: Literal["approve", "reject"]
     reason: Annotated[Text, Field(min_length=1, max_length=2000)]
-    plan_hash: Annotated[Text, Field(max_length=64)] | None = Field(
-        default=None, description="The plan hash the approver saw; refused if the plan changed."
-    )
+    plan_hash: Annotated[
+        str,
+        Field(
+            pattern=r"^[0-9a-f]{64}$",
+            description="The plan_hash of the plan the approver reviewed (GET "
+            "/v1/approvals/{id}); refused with 409 if the request's plan is not that one.",
+        ),
+    ]
 
 
 class DecisionOut(ResponseModel):
@@ -53,20 +59,71 @@ class ApprovalSummary(ResponseModel):
         return ApprovalSummary.model_validate(request)
 
 
+class ExcludedOut(ResponseModel):
+    """A token that may not decide the request, and why."""
+
+    name: str
+    why: str
+
+
+class DecidersOut(ResponseModel):
+    """Who else may decide a request."""
+
+    summary: str = Field(description="One line: who else may decide, or why nobody may.")
+    anyone: bool = Field(
+        description="The request names no approvers: any responder or admin token may decide, "
+        "except the excluded ones."
+    )
+    approvers: list[str] = Field(
+        description="The request's approvers still able to decide: token names that have not "
+        "decided and did not start the run, and roles (any token of that role except the "
+        "excluded ones)."
+    )
+    excluded: list[ExcludedOut] = Field(
+        description="Tokens that may not decide: whoever started the run, and who already decided."
+    )
+    closed: str | None = Field(
+        description="Why nobody may decide any more (settled, expired, run ended); null while "
+        "the request is open."
+    )
+
+    @classmethod
+    def of(cls, deciders: Deciders) -> DecidersOut:
+        return cls(
+            summary=deciders.summary(),
+            anyone=deciders.anyone,
+            approvers=deciders.approvers,
+            excluded=[ExcludedOut(name=name, why=why) for name, why in deciders.excluded.items()],
+            closed=deciders.closed,
+        )
+
+
 class ApprovalOut(ApprovalSummary):
-    """An approval request, the exact plan it approves, and the decisions so far."""
+    """An approval request, the exact plan it approves, the decisions so far, who else may
+    decide."""
 
     plan: dict[str, Any]
     decisions: list[DecisionOut]
+    approvals_needed: int = Field(
+        description="Approvals still needed to approve it: required minus the approvals so far "
+        "(0 once the request is settled or can no longer be decided)."
+    )
+    deciders: DecidersOut
 
     @classmethod
     def detailed(
-        cls, request: ApprovalRequest, *, decisions: Sequence[ApprovalDecision]
+        cls,
+        request: ApprovalRequest,
+        *,
+        decisions: Sequence[ApprovalDecision],
+        deciders: Deciders,
     ) -> ApprovalOut:
         return cls(
             **ApprovalSummary.of(request).model_dump(),
             plan=request.plan,
             decisions=[DecisionOut.model_validate(d) for d in decisions],
+            approvals_needed=deciders.approvals_needed,
+            deciders=DecidersOut.of(deciders),
         )
 
 

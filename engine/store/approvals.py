@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
@@ -12,7 +10,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from engine import audit, conductor, wakeup
+from engine import audit, conductor, plans, wakeup
+from engine.plans import plan_hash
 from engine.spec import Approval
 from engine.store.errors import Conflict, Forbidden, NotFound
 from engine.store.models import ApprovalDecision, ApprovalRequest, Run
@@ -20,12 +19,7 @@ from engine.store.runs import release
 from engine.store.types import utcnow
 
 PENDING = "pending"
-
-
-def plan_hash(plan: dict[str, Any]) -> str:
-    """Hash a plan canonically; a decision names the hash it saw."""
-    body = json.dumps(plan, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(body.encode()).hexdigest()
+SUPERSEDED = "superseded"
 
 
 def open_request(
@@ -37,10 +31,14 @@ def open_request(
     plan: dict[str, Any],
     default_expiry: float,
     worker: str,
+    escalate_to: list[str] | None = None,
 ) -> ApprovalRequest:
     """Park the run and open an approval request showing what the step will do."""
     now = utcnow()
     expires_in = approval.expires_in if approval.expires_in is not None else default_expiry
+    escalate_at = None
+    if approval.escalate_after is not None and approval.escalate_after < expires_in:
+        escalate_at = now + timedelta(seconds=approval.escalate_after)
     request = ApprovalRequest(
         run_id=run.id,
         step_id=step_id,
@@ -51,6 +49,9 @@ def open_request(
         approvers=approval.approvers,
         created_at=now,
         expires_at=now + timedelta(seconds=expires_in),
+        on_timeout=approval.on_timeout,
+        escalate_at=escalate_at,
+        escalate_to=(escalate_to or []) if escalate_at is not None else None,
     )
     session.add(request)
     session.flush()
@@ -71,9 +72,66 @@ def open_request(
             "required": request.required,
             "approvers": request.approvers,
             "expires_at": request.expires_at.isoformat(),
+            "on_timeout": request.on_timeout,
+            "escalate_at": request.escalate_at.isoformat() if request.escalate_at else None,
         },
     )
     return request
+
+
+def supersede(
+    *, session: Session, request_id: str, plan: dict[str, Any], actor: str
+) -> ApprovalRequest:
+    """Replace a pending request whose plan changed by a new one showing the new plan.
+
+    Decisions already made on the old plan do not carry over: they approved something else.
+    """
+    old = session.execute(
+        select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
+    ).scalars().first()
+    if old is None:
+        raise NotFound(f"no approval request {request_id!r}")
+    if old.status != PENDING:
+        raise Conflict(f"approval request {request_id} is already {old.status}")
+    run = session.get(Run, old.run_id)
+    assert run is not None
+    old.status = SUPERSEDED
+    old.decided_at = utcnow()
+    session.flush()  # the old one stops being pending before the new one starts
+    new = ApprovalRequest(
+        run_id=old.run_id,
+        step_id=old.step_id,
+        status=PENDING,
+        plan=plan,
+        plan_hash=plan_hash(plan),
+        required=old.required,
+        approvers=old.approvers,
+        created_at=utcnow(),
+        expires_at=old.expires_at,
+        on_timeout=old.on_timeout,
+        escalate_at=old.escalate_at,
+        escalated_at=old.escalated_at,
+        escalate_to=old.escalate_to,
+    )
+    session.add(new)
+    session.flush()
+    run.state = conductor.approval_replaced(run.state, old.step_id, new.id)
+    audit.record(
+        session,
+        actor=actor,
+        verb="approval.superseded",
+        alert_id=run.alert_id,
+        run_id=run.id,
+        step_id=old.step_id,
+        details={
+            "request": old.id,
+            "replaced_by": new.id,
+            "old_plan_hash": old.plan_hash,
+            "plan_hash": new.plan_hash,
+            "changes": plans.changes(old.plan, plan),
+        },
+    )
+    return new
 
 
 def get_request(session: Session, request_id: str) -> ApprovalRequest:
@@ -177,7 +235,10 @@ def decide(
 
 
 def expire_due(*, session: Session, actor: str) -> list[str]:
-    """Reject every pending request past its expiry (``on_timeout: reject``); return their ids."""
+    """Settle every pending request past its expiry as its ``on_timeout`` says; return their ids.
+
+    ``on_timeout: approve`` counts as an approval, recorded as implicit in the audit log.
+    """
     due = session.execute(
         select(ApprovalRequest)
         .where(ApprovalRequest.status == PENDING, ApprovalRequest.expires_at <= utcnow())
@@ -186,8 +247,55 @@ def expire_due(*, session: Session, actor: str) -> list[str]:
     for request in due:
         run = session.get(Run, request.run_id)
         assert run is not None
-        _settle(session, request, run, approved=False, actor=actor, expired=True)
+        if request.on_timeout == "approve":
+            _settle(session, request, run, approved=True, actor=actor, implicit=True)
+        else:
+            _settle(session, request, run, approved=False, actor=actor, expired=True)
     return [request.id for request in due]
+
+
+def claim_escalations(session: Session) -> Sequence[ApprovalRequest]:
+    """Mark pending requests past their escalation time as escalated, and return them.
+
+    The claim commits before anyone is told, so no lock is held while messages go out; a
+    worker that dies in between loses that one escalation (the request itself stays open).
+    """
+    due = session.execute(
+        select(ApprovalRequest)
+        .where(
+            ApprovalRequest.status == PENDING,
+            ApprovalRequest.escalate_at <= utcnow(),
+            ApprovalRequest.escalated_at.is_(None),
+        )
+        .with_for_update(skip_locked=True)
+    ).scalars().all()
+    for request in due:
+        request.escalated_at = utcnow()
+    return due
+
+
+def record_notice(
+    *,
+    session: Session,
+    request_id: str,
+    verb: str,
+    actor: str,
+    sent: list[str],
+    failed: list[str],
+) -> None:
+    """Audit who was told about a request (``approval.notified`` or ``approval.escalated``)."""
+    request = get_request(session, request_id)
+    run = session.get(Run, request.run_id)
+    assert run is not None
+    audit.record(
+        session,
+        actor=actor,
+        verb=verb,
+        alert_id=run.alert_id,
+        run_id=run.id,
+        step_id=request.step_id,
+        details={"request": request.id, "notified": sent, "failed": failed},
+    )
 
 
 def _settle(
@@ -198,6 +306,7 @@ def _settle(
     approved: bool,
     actor: str,
     expired: bool = False,
+    implicit: bool = False,
 ) -> None:
     status = "approved" if approved else ("expired" if expired else "rejected")
     now = utcnow()
@@ -230,5 +339,110 @@ def _settle(
         alert_id=run.alert_id,
         run_id=run.id,
         step_id=request.step_id,
-        details={"request": request.id, "run_status": run.status},
+        details={"request": request.id, "run_status": run.status}
+        | ({"implicit": True, "reason": "expired with on_timeout: approve"} if implicit else {}),
     )
+
+
+# ---------------------------------------------------------------------------------------------
+# Who may still decide: what GET /v1/approvals and the CLI show an approver
+
+DECIDING_ROLES = ("responder", "admin")
+
+
+class Deciders:
+    """Who else may decide an approval request, and how many approvals it still needs.
+
+    ``approvers`` are the request's own entries still able to decide: token names that have
+    neither decided nor started the run, and roles (any token of that role, except those in
+    ``excluded``). ``anyone`` means the request names no approvers: any responder or admin
+    token except those in ``excluded``. ``closed`` says why nobody may decide any more.
+    """
+
+    def __init__(
+        self,
+        *,
+        approvals_needed: int,
+        approvers: list[str],
+        anyone: bool,
+        excluded: dict[str, str],
+        closed: str | None,
+    ) -> None:
+        self.approvals_needed = approvals_needed
+        self.approvers = approvers
+        self.anyone = anyone
+        self.excluded = excluded
+        self.closed = closed
+
+    def summary(self) -> str:
+        """Say in one line who else may decide, or why nobody may."""
+        if self.closed is not None:
+            return f"nobody: {self.closed}"
+        excepted = ", ".join(f"{name} ({why})" for name, why in self.excluded.items())
+        if self.anyone:
+            return "any responder or admin token" + (f" except {excepted}" if excepted else "")
+        if not self.approvers:
+            return ("nobody: every named approver has decided or started the run; the request "
+                    "stays pending until it expires")
+        names = [entry for entry in self.approvers if entry not in DECIDING_ROLES]
+        roles = [entry for entry in self.approvers if entry in DECIDING_ROLES]
+        choices = names + [f"any {role} token" for role in roles]
+        said = choices[0] if len(choices) == 1 else ", ".join(choices[:-1]) + " or " + choices[-1]
+        return said + (f" except {excepted}" if roles and excepted else "")
+
+
+def remaining_deciders(session: Session, request: ApprovalRequest) -> Deciders:
+    """Tell who else may decide ``request`` (not its run's starter, nor who already decided)."""
+    run = session.get(Run, request.run_id)
+    assert run is not None
+    made = decisions(session, request.id)
+    excluded = {run.started_by: "started the run"}
+    for decision in made:
+        excluded.setdefault(decision.actor, f"already decided: {decision.decision}")
+    closed = None
+    if request.status != PENDING:
+        closed = f"the request is {request.status}"
+    elif utcnow() >= request.expires_at:
+        closed = f"the request expired at {request.expires_at:%Y-%m-%d %H:%M:%S} UTC"
+    elif run.status != conductor.WAITING_APPROVAL:
+        closed = f"run {run.id} is {run.status}"
+    if closed is not None:
+        return Deciders(approvals_needed=0, approvers=[], anyone=False, excluded=excluded,
+                        closed=closed)
+    approvals = sum(1 for decision in made if decision.decision == "approve")
+    return Deciders(
+        approvals_needed=max(0, request.required - approvals),
+        approvers=[
+            entry for entry in request.approvers
+            if entry in DECIDING_ROLES or entry not in excluded
+        ],
+        anyone=not request.approvers,
+        excluded=excluded,
+        closed=None,
+    )
+
+
+def requests_to_decide(session: Session, *, actor: str, role: str) -> list[ApprovalRequest]:
+    """Return the pending, unexpired requests this token may still decide, newest first.
+
+    Not those of runs it started, nor those it has already decided.
+    """
+    already = select(ApprovalDecision.id).where(
+        ApprovalDecision.request_id == ApprovalRequest.id, ApprovalDecision.actor == actor
+    )
+    query = (
+        select(ApprovalRequest)
+        .join(Run, Run.id == ApprovalRequest.run_id)
+        .where(
+            ApprovalRequest.status == PENDING,
+            ApprovalRequest.expires_at > utcnow(),
+            Run.started_by != actor,
+            ~already.exists(),
+        )
+        .order_by(ApprovalRequest.id.desc())
+        .limit(500)
+    )
+    return [
+        request for request in session.execute(query).scalars()
+        if may_decide(request, actor=actor, role=role)
+    ]

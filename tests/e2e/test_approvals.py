@@ -50,10 +50,25 @@ steps:
 """
 
 
+TWO_KEYS = """\
+name: two-keys
+description: Started by hand; two of alice, bob, lead or any admin must approve
+steps:
+  - id: act
+    action: core.log
+    with:
+      message: "acting on {{ alert.title }}"
+    approval:
+      required: 2
+      approvers: [alice, bob, lead, admin]
+"""
+
+
 @pytest.fixture(autouse=True)
 def _playbooks(write_playbook: Callable[[str, str], Path]) -> None:
     write_playbook("contain-user.yml", CONTAIN_USER)
     write_playbook("leads-only.yml", LEADS_ONLY)
+    write_playbook("two-keys.yml", TWO_KEYS)
 
 
 def _waiting_run(
@@ -122,8 +137,11 @@ def test_a_rejected_step_never_runs_and_a_second_decision_is_409(
     run = _waiting_run(client, tokens, post_alert, wait_for_run)
     request_id = run["approvals"][0]["id"]
 
+    plan_hash = client.get(f"/v1/approvals/{request_id}",
+                           headers=tokens.as_responder).json()["plan_hash"]
     rejected = client.post(f"/v1/approvals/{request_id}/decision",
-                           json={"decision": "reject", "reason": "false positive"},
+                           json={"decision": "reject", "reason": "false positive",
+                                 "plan_hash": plan_hash},
                            headers=tokens.as_responder)
     assert rejected.status_code == 200, rejected.text
     assert rejected.json()["status"] == "rejected"
@@ -133,7 +151,8 @@ def test_a_rejected_step_never_runs_and_a_second_decision_is_409(
     assert run["approvals"][0]["status"] == "rejected"
 
     again = client.post(f"/v1/approvals/{request_id}/decision",
-                        json={"decision": "approve", "reason": "changed my mind"},
+                        json={"decision": "approve", "reason": "changed my mind",
+                              "plan_hash": plan_hash},
                         headers=tokens.as_other_responder)
     assert again.status_code == 409
     assert "rejected" in again.json()["message"]
@@ -158,8 +177,11 @@ def test_whoever_started_the_run_cannot_approve_it(
     theirs = client.get("/v1/approvals?status=pending", headers=tokens.as_other_responder)
     assert [a["id"] for a in theirs.json()["approvals"]] == [request_id]
 
+    plan_hash = client.get(f"/v1/approvals/{request_id}",
+                           headers=tokens.as_other_responder).json()["plan_hash"]
     refused = client.post(f"/v1/approvals/{request_id}/decision",
-                          json={"decision": "approve", "reason": "looks fine"},
+                          json={"decision": "approve", "reason": "looks fine",
+                                "plan_hash": plan_hash},
                           headers=tokens.as_responder)
     assert refused.status_code == 403
     assert "alice" in refused.json()["message"]
@@ -167,7 +189,8 @@ def test_whoever_started_the_run_cannot_approve_it(
                       headers=tokens.as_responder).json()["status"] == "waiting_approval"
 
     approved = client.post(f"/v1/approvals/{request_id}/decision",
-                           json={"decision": "approve", "reason": "second pair of eyes"},
+                           json={"decision": "approve", "reason": "second pair of eyes",
+                                 "plan_hash": plan_hash},
                            headers=tokens.as_other_responder)
     assert approved.status_code == 200
     wait_for_run(client, run["id"], tokens.as_responder, "succeeded")
@@ -188,8 +211,10 @@ def test_only_the_named_approvers_may_decide(
                       headers=tokens.as_responder).json()["approvals"] == []
     everything = client.get("/v1/approvals", headers=tokens.as_responder).json()["approvals"]
     assert [a["id"] for a in everything] == [request_id]
+    plan_hash = client.get(f"/v1/approvals/{request_id}",
+                           headers=tokens.as_responder).json()["plan_hash"]
     refused = client.post(f"/v1/approvals/{request_id}/decision",
-                          json={"decision": "approve", "reason": "ok"},
+                          json={"decision": "approve", "reason": "ok", "plan_hash": plan_hash},
                           headers=tokens.as_responder)
     assert refused.status_code == 403
     assert "not an approver" in refused.json()["message"]
@@ -209,14 +234,109 @@ def test_a_decision_on_a_plan_it_did_not_see_is_409(
     assert "plan hash" in response.json()["message"]
 
 
+def test_a_request_says_who_else_may_decide_and_how_many_approvals_it_still_needs(
+    worker_client: TestClient, tokens: Tokens, post_alert: PostAlert, wait_for_run: WaitForRun
+) -> None:
+    client = worker_client
+    alert = post_alert(client, tokens.as_ingest)
+    started = client.post("/v1/runs", json={"alert_id": alert["alert_id"],
+                                            "playbook": "two-keys"},
+                          headers=tokens.as_admin)
+    run = wait_for_run(client, started.json()["id"], tokens.as_admin, "waiting_approval")
+    request_id = run["approvals"][0]["id"]
+
+    request = client.get(f"/v1/approvals/{request_id}", headers=tokens.as_responder).json()
+    assert request["approvals_needed"] == 2
+    assert request["deciders"] == {
+        "summary": "alice, bob, lead or any admin token except root (started the run)",
+        "anyone": False,
+        "approvers": ["alice", "bob", "lead", "admin"],
+        "excluded": [{"name": "root", "why": "started the run"}],
+        "closed": None,
+    }
+
+    first = client.post(f"/v1/approvals/{request_id}/decision",
+                        json={"decision": "approve", "reason": "saw the CloudTrail record",
+                              "plan_hash": request["plan_hash"]},
+                        headers=tokens.as_responder)
+    assert first.status_code == 200, first.text
+    assert (first.json()["status"], first.json()["approvals_needed"]) == ("pending", 1)
+    request = client.get(f"/v1/approvals/{request_id}", headers=tokens.as_other_responder).json()
+    assert [(d["actor"], d["decision"]) for d in request["decisions"]] == [("alice", "approve")]
+    assert request["approvals_needed"] == 1
+    assert request["deciders"]["approvers"] == ["bob", "lead", "admin"]
+    assert request["deciders"]["excluded"] == [
+        {"name": "root", "why": "started the run"},
+        {"name": "alice", "why": "already decided: approve"},
+    ]
+    assert request["deciders"]["summary"] == (
+        "bob, lead or any admin token except root (started the run), "
+        "alice (already decided: approve)"
+    )
+    # The pending list is what the caller may still decide: no longer alice's, still bob's.
+    assert client.get("/v1/approvals?status=pending",
+                      headers=tokens.as_responder).json()["approvals"] == []
+    theirs = client.get("/v1/approvals?status=pending", headers=tokens.as_other_responder)
+    assert [a["id"] for a in theirs.json()["approvals"]] == [request_id]
+
+    second = client.post(f"/v1/approvals/{request_id}/decision",
+                         json={"decision": "approve", "reason": "agreed",
+                               "plan_hash": request["plan_hash"]},
+                         headers=tokens.as_other_responder)
+    assert second.status_code == 200, second.text
+    settled = second.json()
+    assert (settled["status"], settled["approvals_needed"]) == ("approved", 0)
+    assert settled["deciders"]["summary"] == "nobody: the request is approved"
+    assert settled["deciders"]["closed"] == "the request is approved"
+    assert settled["deciders"]["approvers"] == []
+    wait_for_run(client, run["id"], tokens.as_admin, "succeeded")
+
+
+def test_a_request_naming_no_approvers_may_be_decided_by_any_responder_but_the_starter(
+    worker_client: TestClient, tokens: Tokens, post_alert: PostAlert, wait_for_run: WaitForRun
+) -> None:
+    client = worker_client
+    alert = post_alert(client, tokens.as_ingest, kind="other",
+                       principal={"type": "IAMUser", "name": "eve"})
+    started = client.post("/v1/runs", json={"alert_id": alert["alert_id"],
+                                            "playbook": "contain-user"},
+                          headers=tokens.as_responder)
+    run = wait_for_run(client, started.json()["id"], tokens.as_responder, "waiting_approval")
+    request = client.get(f"/v1/approvals/{run['approvals'][0]['id']}",
+                         headers=tokens.as_other_responder).json()
+    assert request["approvals_needed"] == 1
+    assert request["deciders"] == {
+        "summary": "any responder or admin token except alice (started the run)",
+        "anyone": True,
+        "approvers": [],
+        "excluded": [{"name": "alice", "why": "started the run"}],
+        "closed": None,
+    }
+
+
+def test_a_decision_without_the_plan_hash_is_422_naming_it(
+    client: TestClient, tokens: Tokens
+) -> None:
+    response = client.post("/v1/approvals/any/decision",
+                           json={"decision": "approve", "reason": "trust me"},
+                           headers=tokens.as_responder)
+    assert response.status_code == 422
+    assert "body.plan_hash" in response.json()["message"]
+
+
 def test_a_malformed_decision_is_422(client: TestClient, tokens: Tokens) -> None:
+    seen = "ab" * 32
     for body, field in [
-        ({"decision": "approve"}, "body.reason"),
-        ({"decision": "approve", "reason": ""}, "body.reason"),
-        ({"decision": "approve", "reason": "x" * 2001}, "body.reason"),
-        ({"decision": "approve", "reason": "nul \u0000"}, "body.reason"),
-        ({"decision": "maybe", "reason": "x"}, "body.decision"),
-        ({"decision": "approve", "reason": "x", "by": "me"}, "body.by"),
+        ({"decision": "approve", "plan_hash": seen}, "body.reason"),
+        ({"decision": "approve", "reason": "", "plan_hash": seen}, "body.reason"),
+        ({"decision": "approve", "reason": "x" * 2001, "plan_hash": seen}, "body.reason"),
+        ({"decision": "approve", "reason": "nul \u0000", "plan_hash": seen}, "body.reason"),
+        ({"decision": "maybe", "reason": "x", "plan_hash": seen}, "body.decision"),
+        ({"decision": "approve", "reason": "x", "plan_hash": seen, "by": "me"}, "body.by"),
+        ({"decision": "approve", "reason": "x"}, "body.plan_hash"),
+        ({"decision": "approve", "reason": "x", "plan_hash": None}, "body.plan_hash"),
+        ({"decision": "approve", "reason": "x", "plan_hash": "abc"}, "body.plan_hash"),
+        ({"decision": "approve", "reason": "x", "plan_hash": "AB" * 32}, "body.plan_hash"),
     ]:
         response = client.post("/v1/approvals/any/decision", json=body,
                                headers=tokens.as_responder)
@@ -226,7 +346,7 @@ def test_a_malformed_decision_is_422(client: TestClient, tokens: Tokens) -> None
 
 def test_a_decision_on_an_unknown_request_is_404(client: TestClient, tokens: Tokens) -> None:
     response = client.post("/v1/approvals/nope/decision",
-                           json={"decision": "approve", "reason": "x"},
+                           json={"decision": "approve", "reason": "x", "plan_hash": "0" * 64},
                            headers=tokens.as_responder)
     assert response.status_code == 404
     assert client.get("/v1/approvals/nope", headers=tokens.as_responder).status_code == 404

@@ -50,7 +50,9 @@ def test_a_responder_starts_a_run_and_the_worker_finishes_it(
     started = response.json()
     assert (started["mode"], started["started_by"], started["status"]) == ("live", "alice",
                                                                            "queued")
+    assert started["alert_ids"] == [alert["alert_id"]]
     run = wait_for_run(worker_client, started["id"], tokens.as_responder, "succeeded")
+    assert run["alert_ids"] == [alert["alert_id"]]
     assert [(s["step_id"], s["status"]) for s in run["steps"]] == [
         ("greet", "succeeded"), ("remember", "succeeded")]
     assert run["steps"][0]["params"] == {"message": "looking at odd login for security"}
@@ -159,3 +161,26 @@ def test_a_queued_run_is_cancelled_once_and_then_409(
     events = client.get(f"/v1/audit?run_id={run_id}", headers=tokens.as_admin).json()["events"]
     assert [(e["verb"], e["actor"]) for e in events] == [("run.queued", "alice"),
                                                          ("run.cancelled", "bob")]
+
+
+def test_rollback_answers_409_until_the_run_ended_and_when_nothing_can_be_undone(
+    worker_client: TestClient, tokens: Tokens, post_alert: PostAlert, wait_for_run: WaitForRun
+) -> None:
+    """The whole rollback (plan, approval, undo in AWS) is in tests/integration/test_rollback.py;
+    here the HTTP answers: 404, 409 with the reason, and nothing queued by a refusal."""
+    assert worker_client.post("/v1/runs/0190c3e0-0000-7000-8000-000000000000/rollback",
+                              headers=tokens.as_responder).status_code == 404
+    alert = post_alert(worker_client, tokens.as_ingest, title="odd login")
+    started = worker_client.post(
+        "/v1/runs", json={"alert_id": alert["alert_id"], "playbook": "by-hand"},
+        headers=tokens.as_responder,
+    ).json()
+    wait_for_run(worker_client, started["id"], tokens.as_responder, "succeeded")
+    refused = worker_client.post(f"/v1/runs/{started['id']}/rollback",
+                                 headers=tokens.as_responder)
+    assert refused.status_code == 409
+    assert "has nothing that can be undone" in refused.json()["message"]
+    runs = worker_client.get("/v1/runs", headers=tokens.as_responder).json()["runs"]
+    assert [run["id"] for run in runs] == [started["id"]]
+    assert worker_client.post(f"/v1/runs/{started['id']}/rollback",
+                              headers=tokens.as_ingest).status_code == 403

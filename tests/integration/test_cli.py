@@ -170,6 +170,18 @@ def test_plan_says_when_steps_are_skipped_and_the_trigger_does_not_match(tmp_pat
     assert "would ask approval" not in result.stdout
 
 
+def test_plan_gives_templates_the_one_alert_as_alerts(tmp_path: Path, alert_file: Path) -> None:
+    book = write(
+        tmp_path / "burst.yml",
+        "name: burst\ntrigger: {threshold: {count: 20, within: 5m, group_by: principal.arn}}\n"
+        "steps:\n  - {id: count, action: core.log, with: {message: "
+        "\"{{ alerts | length }} alert(s), first {{ alerts[0].title }}\"}}\n",
+    )
+    result = riposte("plan", str(book), str(alert_file))
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "1 alert(s), first " in result.stdout
+
+
 def test_plan_exits_1_when_the_run_would_fail(tmp_path: Path, alert_file: Path) -> None:
     book = write(
         tmp_path / "failing.yml",

@@ -1,0 +1,99 @@
+"""The plan an approval binds: a step's resolved parameters and the exact calls it would make.
+
+A plan is plain JSON: ``{"step", "action", "params", "reason", "calls"}``. ``calls`` holds, for a
+mutating action, what its ``plan`` returns after doing the read-only lookups for real — one list
+per parameter set (a ``for_each`` step has several). Its hash is what approvers approve: a
+decision names it, and the step runs only while a fresh plan still hashes the same.
+
+Some values are only known when the call is made (the time in a policy that revokes sessions
+issued "before now"); a planned call lists those parameters as ``volatile`` and the hash leaves
+them out.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any
+
+from actions import registry
+from actions.base import ActionContext, ActionError, RunEnv
+
+
+def plan_hash(plan: dict[str, Any]) -> str:
+    """Hash a plan canonically, leaving out each call's volatile parameters."""
+    stable = {**plan, "calls": _stable_calls(plan)}
+    body = json.dumps(stable, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
+def _stable_calls(plan: dict[str, Any]) -> list[list[dict[str, Any]]]:
+    return [[_stable(call) for call in calls] for calls in plan.get("calls", [])]
+
+
+def _stable(call: dict[str, Any]) -> dict[str, Any]:
+    volatile = set(call.get("volatile", ()))
+    params = {k: v for k, v in call.get("params", {}).items() if k not in volatile}
+    return {**call, "params": params}
+
+
+def step_plan(
+    *, step_id: str, action: str, params: Any, reason: str, env: RunEnv
+) -> dict[str, Any]:
+    """Make the plan of a step whose parameters are resolved (a list for ``for_each``).
+
+    Raises ``ActionError`` when the action cannot plan (a target gone, a protected principal).
+    """
+    return {
+        "step": step_id,
+        "action": action,
+        "params": params,
+        "reason": reason,
+        "calls": planned_calls(action, params, env=env, step_id=step_id),
+    }
+
+
+def planned_calls(action_name: str, params: Any, *, env: RunEnv, step_id: str) -> list[Any]:
+    """The calls a mutating action would make for each parameter set; none for the others."""
+    action = registry.get(action_name)()
+    if not action.mutating:
+        return []
+    calls = []
+    for one in params if isinstance(params, list) else [params]:
+        ctx = ActionContext(run_id=env.run_id, step_id=step_id, mode=env.mode, env=env)
+        try:
+            validated = action.Input.model_validate(one)
+        except ValueError as exc:
+            raise ActionError("InvalidParameters", str(exc), retryable=False) from exc
+        calls.append([call.model_dump() for call in action.plan(ctx, validated)])
+    return calls
+
+
+def replan(plan: dict[str, Any], *, env: RunEnv) -> dict[str, Any]:
+    """The same plan made again now, from the same step and parameters."""
+    return {
+        **plan,
+        "calls": planned_calls(plan["action"], plan["params"], env=env, step_id=plan["step"]),
+    }
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Say briefly how two plans of the same step differ (for a 409 or a step error)."""
+    before, after = _stable_calls(old), _stable_calls(new)
+    if before == after:
+        return "the parameters changed"
+    flat_before = [c for calls in before for c in calls]
+    flat_after = [c for calls in after for c in calls]
+    gone = [_describe(c) for c in flat_before if c not in flat_after]
+    added = [_describe(c) for c in flat_after if c not in flat_before]
+    parts = []
+    if gone:
+        parts.append("no longer: " + "; ".join(gone))
+    if added:
+        parts.append("now also: " + "; ".join(added))
+    return ", ".join(parts) or "the order of the calls changed"
+
+
+def _describe(call: dict[str, Any]) -> str:
+    target = f" on {call['target']}" if call.get("target") else ""
+    return f"{call['service']}:{call['operation']}{target}"

@@ -1,0 +1,278 @@
+"""``riposte approvals``: list, show and decide approval requests through the HTTP API.
+
+Decisions go through the API, never straight to the database: each one must carry the identity
+of the token that made it (RIPOSTE_TOKEN or --token; the audit log records its name).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
+
+import typer
+
+if TYPE_CHECKING:
+    import httpx
+
+approvals_app = typer.Typer(
+    help="Approval requests, through the HTTP API at RIPOSTE_API_URL with RIPOSTE_TOKEN.",
+    no_args_is_help=True,
+)
+
+HTTP_TIMEOUT_SECONDS = 30.0
+_SUMMARY_CALLS = 3
+_SUMMARY_CHARS = 160
+
+TokenOption = Annotated[
+    str | None,
+    typer.Option(
+        "--token",
+        envvar="RIPOSTE_TOKEN",
+        show_envvar=True,
+        show_default=False,
+        help="A responder or admin API token; better given in RIPOSTE_TOKEN than on the command "
+        "line, where other users can see it.",
+    ),
+]
+RequestId = Annotated[str, typer.Argument(help="The approval request's id.")]
+Reason = Annotated[
+    str, typer.Option("--reason", help="Why: it is stored with the decision and audited.")
+]
+PlanHash = Annotated[
+    str | None,
+    typer.Option(
+        "--plan-hash",
+        help="The plan hash you reviewed (`riposte approvals show`); refuse to decide if the "
+        "request's plan is no longer that one.",
+    ),
+]
+
+
+class ApiClient:
+    """The Riposte HTTP API as one token sees it; any failure ends the command with one line."""
+
+    def __init__(self, http: httpx.Client, api_url: str) -> None:
+        self._http = http
+        self._api_url = api_url
+
+    def get(self, path: str) -> Any:
+        return self._call("GET", path)
+
+    def post(self, path: str, body: dict[str, Any]) -> Any:
+        return self._call("POST", path, json=body)
+
+    def _call(self, method: str, path: str, **kwargs: Any) -> Any:
+        import httpx
+
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.InvalidURL as exc:
+            _fail(f"RIPOSTE_API_URL is not a usable URL: {self._api_url} ({exc})")
+        except httpx.TransportError as exc:
+            why = _one_line(str(exc)) or type(exc).__name__
+            _fail(
+                f"cannot reach the Riposte API at {self._api_url} ({why}); is `riposte serve` "
+                "running there? RIPOSTE_API_URL names it"
+            )
+        if response.status_code >= 400:
+            _fail(f"{response.status_code} {_api_message(response)}")
+        try:
+            return response.json()
+        except ValueError:
+            _fail(f"{method} {path} answered {response.status_code} with a body that is not JSON")
+
+
+@contextmanager
+def api_client(token: str | None) -> Iterator[ApiClient]:
+    """Yield a client of the API at RIPOSTE_API_URL that sends ``token``."""
+    import httpx
+
+    from riposte.cli import load_settings
+
+    if not token:
+        _fail("no API token: set RIPOSTE_TOKEN (or pass --token) to a responder or admin token")
+    if not all("!" <= char <= "~" for char in token):
+        # Never echoed: even a mistyped token may be most of a real one.
+        _fail("the API token holds spaces, control or non-ASCII characters; check RIPOSTE_TOKEN "
+              "or --token")
+    api_url = load_settings().api_url
+    if not api_url.startswith(("http://", "https://")):
+        _fail(f"RIPOSTE_API_URL must be an http:// or https:// URL, not {_shown_url(api_url)!r}")
+    try:
+        http = httpx.Client(
+            base_url=api_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=HTTP_TIMEOUT_SECONDS,
+            follow_redirects=False,
+        )
+    except (httpx.InvalidURL, ValueError) as exc:
+        _fail(f"RIPOSTE_API_URL is not a usable URL: {_shown_url(api_url)} ({exc})")
+    with http:
+        yield ApiClient(http, _shown_url(api_url))
+
+
+@approvals_app.command("list")
+def list_pending(token: TokenOption = None) -> None:
+    """List the pending requests you may still decide: id, run, step, approvals, expiry."""
+    with api_client(token) as api:
+        requests = api.get("/v1/approvals?status=pending")["approvals"]
+    if not requests:
+        typer.echo("no pending approval request you may decide")
+        return
+    rows = [("ID", "RUN", "STEP", "REQUIRED", "EXPIRES")] + [
+        (r["id"], r["run_id"], r["step_id"], str(r["required"]), _when(r["expires_at"]))
+        for r in requests
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@approvals_app.command("show")
+def show(request_id: RequestId, token: TokenOption = None) -> None:
+    """Show a request: its plan, the plan hash, the decisions so far and who else may decide."""
+    with api_client(token) as api:
+        request = api.get(f"/v1/approvals/{_quoted(request_id)}")
+    typer.echo(f"approval request {request['id']}: {request['status']}")
+    typer.echo(f"  run {request['run_id']}, step {request['step_id']}")
+    pending = request["status"] == "pending"
+    needed = f", {request['approvals_needed']} still needed" if pending else ""
+    typer.echo(f"  {request['required']} approval(s) required{needed}")
+    typer.echo(f"  created {_when(request['created_at'])}, expires {_when(request['expires_at'])}")
+    if request.get("decided_at"):
+        typer.echo(f"  settled {_when(request['decided_at'])}")
+    typer.echo(f"plan_hash: {request['plan_hash']}")
+    typer.echo("plan:")
+    for line in json.dumps(request["plan"], indent=2, ensure_ascii=False).splitlines():
+        typer.echo(f"  {_shown(line)}")
+    typer.echo("decisions:" if request["decisions"] else "decisions: none yet")
+    for decision in request["decisions"]:
+        typer.echo(f"  {_when(decision['created_at'])}  {decision['actor']} "
+                   f"{decision['decision']}: {_one_line(decision['reason'])}")
+    typer.echo(f"who else may decide: {_one_line(request['deciders']['summary'])}")
+
+
+@approvals_app.command("approve")
+def approve(
+    request_id: RequestId, reason: Reason, plan_hash: PlanHash = None, token: TokenOption = None
+) -> None:
+    """Approve a request: the plan it shows (and its hash) is what you approve."""
+    _decide("approve", request_id, reason=reason, reviewed_hash=plan_hash, token=token)
+
+
+@approvals_app.command("reject")
+def reject(
+    request_id: RequestId, reason: Reason, plan_hash: PlanHash = None, token: TokenOption = None
+) -> None:
+    """Reject a request: the step does not run and the run ends rejected."""
+    _decide("reject", request_id, reason=reason, reviewed_hash=plan_hash, token=token)
+
+
+def _decide(
+    decision: Literal["approve", "reject"],
+    request_id: str,
+    *,
+    reason: str,
+    reviewed_hash: str | None,
+    token: str | None,
+) -> None:
+    with api_client(token) as api:
+        path = f"/v1/approvals/{_quoted(request_id)}"
+        request = api.get(path)
+        current = request["plan_hash"]
+        if reviewed_hash is not None and reviewed_hash.strip().lower() != current:
+            _fail(
+                f"the plan of approval request {request['id']} is {current}, not the "
+                f"{reviewed_hash.strip()} you reviewed; nothing was decided. Review it again "
+                f"with `riposte approvals show {request['id']}`"
+            )
+        typer.echo(f"plan_hash: {current}")
+        typer.echo(f"plan: {plan_summary(request['plan'])}")
+        # The hash sent is the one just shown: if the plan changes meanwhile, the API refuses.
+        decided = api.post(f"{path}/decision",
+                           {"decision": decision, "reason": reason, "plan_hash": current})
+    verb = "approved" if decision == "approve" else "rejected"
+    status = decided["status"]
+    pending = status == "pending"
+    still = f" ({decided['approvals_needed']} more approval(s) needed)" if pending else ""
+    typer.echo(f"{verb} approval request {decided['id']}: it is now {status}{still}")
+    if pending:
+        typer.echo(f"who else may decide: {_one_line(decided['deciders']['summary'])}")
+
+
+def plan_summary(plan: dict[str, Any]) -> str:
+    """Say in one line what a plan would do: its action and its calls, or its parameters."""
+    head = f"step {plan.get('step', '?')}: {plan.get('action', '?')}"
+    calls = [call for call in _flat(plan.get("calls")) if isinstance(call, dict)]
+    if calls:
+        shown = "; ".join(_call_brief(call) for call in calls[:_SUMMARY_CALLS])
+        more = f"; and {len(calls) - _SUMMARY_CALLS} more" if len(calls) > _SUMMARY_CALLS else ""
+        return _one_line(f"{head}, {len(calls)} call(s): {shown}{more}")
+    params = json.dumps(plan.get("params", {}), ensure_ascii=False, sort_keys=True, default=str)
+    if len(params) > _SUMMARY_CHARS:
+        params = params[: _SUMMARY_CHARS - 1] + "…"
+    return _one_line(f"{head} with {params}")
+
+
+def _flat(calls: Any) -> list[Any]:
+    # One list of calls per parameter set (a for_each step has several).
+    if not isinstance(calls, list):
+        return []
+    return [call for item in calls for call in (item if isinstance(item, list) else [item])]
+
+
+def _call_brief(call: dict[str, Any]) -> str:
+    name = ".".join(str(part) for part in (call.get("service"), call.get("operation")) if part)
+    target = call.get("target")
+    return f"{name or '?'}" + (f" on {target}" if target else "")
+
+
+def _api_message(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        body = None
+    if isinstance(body, dict) and isinstance(body.get("message"), str):
+        return _one_line(body["message"])
+    return _one_line(response.reason_phrase or response.text[:200])
+
+
+def _fail(message: str) -> NoReturn:
+    from riposte.cli import fail
+
+    fail(message)
+
+
+def _one_line(text: str) -> str:
+    return _shown(" ".join(str(text).split()))
+
+
+def _shown(text: str) -> str:
+    # Plans carry alert data, which attackers write: no control or bidi characters reach the
+    # terminal as such.
+    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
+
+
+def _when(stamp: str) -> str:
+    try:
+        return f"{datetime.fromisoformat(stamp):%Y-%m-%d %H:%M:%S} UTC"
+    except (TypeError, ValueError):
+        return str(stamp)
+
+
+def _quoted(request_id: str) -> str:
+    from urllib.parse import quote
+
+    return quote(request_id, safe="")
+
+
+def _shown_url(url: str) -> str:
+    """Return the API URL fit for printing: without any user or password in it."""
+    scheme, sep, rest = url.partition("://")
+    if sep and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://{rest.split('@', 1)[1]}"
+    return url
