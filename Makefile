@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 
-.PHONY: venv test lint demo schema bench clean
+.PHONY: venv test lint demo schema bench bench-ingest clean
 
 venv: $(VENV)/.installed
 
@@ -29,6 +29,9 @@ schema: venv
 
 bench: venv
 	$(BIN)/python bench/engine.py
+
+bench-ingest: venv
+	$(BIN)/python bench/ingest.py
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info
