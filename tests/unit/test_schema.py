@@ -168,3 +168,41 @@ def test_the_readme_playbook_examples_are_valid() -> None:
     assert examples
     for example in examples:
         parse_playbook(example, "README.md")
+
+
+SEED_TRIGGER = {
+    "source": ["cloudtrail"],
+    "event_name": ["TerminateInstances", "DeleteInstances"],
+    "resources": {"production": True},
+    "threshold": {"count": 20, "within": "5m", "group_by": "principal.arn",
+                  "count_resources": True},
+}
+
+
+@pytest.mark.parametrize(
+    "trigger",
+    [SEED_TRIGGER, {"correlate": {"by": ["principal.arn", "type"], "within": "1h"}},
+     {"correlate": {"by": "type", "within": 3600}}],
+    ids=["threshold", "correlate", "correlate-one-field"],
+)
+def test_correlation_and_threshold_triggers_satisfy_the_schema(
+    validator: jsonschema.Draft202012Validator, trigger: dict[str, Any]
+) -> None:
+    playbook = {"name": "p", "trigger": trigger,
+                "steps": [{"id": "a", "action": "core.log", "with": {"message": "hi"}}]}
+    assert errors(validator, playbook) == []
+    parse_playbook(json.dumps(playbook))  # the loader agrees
+
+
+@pytest.mark.parametrize(
+    "threshold",
+    [{"count": 0, "within": "5m"}, {"count": 2, "within": 0}, {"count": 2, "within": "soon"},
+     {"count": 2, "within": "5m", "every": 1}],
+    ids=["count-0", "within-0", "within-not-a-duration", "unknown-key"],
+)
+def test_a_bad_threshold_is_refused_by_the_schema(
+    validator: jsonschema.Draft202012Validator, threshold: dict[str, Any]
+) -> None:
+    playbook = {"name": "p", "trigger": {"threshold": threshold},
+                "steps": [{"id": "a", "action": "core.log", "with": {"message": "hi"}}]}
+    assert errors(validator, playbook)
