@@ -86,6 +86,12 @@ def message(
             lines.append(f"Account: {plain(alert.get('account'))} {plain(alert.get('region'))}")
     if plan.get("reason"):
         lines.append(f"Why: {plain(plan['reason'])}")
+    briefing = plan.get("briefing") or {}
+    if briefing.get("narrative"):
+        lines += ["", plain(briefing["narrative"], 2000), ""]
+    recommendation = briefing.get("recommendation") or []
+    for line in recommendation if isinstance(recommendation, list) else [recommendation]:
+        lines.append(f"Recommended: {plain(line, 300)}")
     lines.append(f"Step {plain(notice.step_id)} will run {plain(plan.get('action'))}:")
     calls = [call for calls in plan.get("calls", []) for call in calls]
     for call in calls[:MAX_CALLS_SHOWN]:

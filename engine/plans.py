@@ -37,20 +37,39 @@ def _stable(call: dict[str, Any]) -> dict[str, Any]:
     return {**call, "params": params}
 
 
+# Run variables an approver reads with the plan: what the investigation concluded.
+BRIEFING_VARS = ("narrative", "recommendation", "open_questions")
+
+
+def briefing(run_vars: dict[str, Any]) -> dict[str, Any]:
+    """The investigation's narrative and recommendation, when earlier steps wrote them."""
+    return {name: run_vars[name] for name in BRIEFING_VARS if run_vars.get(name)}
+
+
 def step_plan(
-    *, step_id: str, action: str, params: Any, reason: str, env: RunEnv
+    *,
+    step_id: str,
+    action: str,
+    params: Any,
+    reason: str,
+    env: RunEnv,
+    briefing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """Make the plan of a step whose parameters are resolved (a list for ``for_each``).
 
+    ``briefing`` (narrative, recommendation) is shown with the plan and is part of its hash.
     Raises ``ActionError`` when the action cannot plan (a target gone, a protected principal).
     """
-    return {
+    plan = {
         "step": step_id,
         "action": action,
         "params": params,
         "reason": reason,
         "calls": planned_calls(action, params, env=env, step_id=step_id),
     }
+    if briefing:
+        plan["briefing"] = briefing
+    return plan
 
 
 def planned_calls(action_name: str, params: Any, *, env: RunEnv, step_id: str) -> list[Any]:

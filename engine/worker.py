@@ -277,6 +277,7 @@ class _RunDriver:
             plan = plans.step_plan(
                 step_id=step.id, action=step.action, params=params,
                 reason=step.approval.reason, env=self._planning_env(),
+                briefing=plans.briefing(state["vars"]),
             )
         except ActionError as exc:
             # Nothing to approve: the step could not run as it stands (a target gone,
