@@ -13,13 +13,16 @@ from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
 from engine.replan import refuse_if_moved
 from engine.store.approvals import (
     PENDING,
+    check_decision,
     decide,
     decisions,
     get_request,
     list_requests,
+    record_refusal,
     remaining_deciders,
     requests_to_decide,
 )
+from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest
 from riposte.logs import bound
 
@@ -77,18 +80,27 @@ def post_decision(
     An approval first makes the plan again: if it changed, the request is superseded by one
     showing the new plan, and the answer is 409 naming it.
     """
-    if body.decision == "approve":
-        refuse_if_moved(runtime.sessions, request_id, runtime.settings, actor=caller.name)
-    with session.begin():
-        request = decide(
-            session=session,
-            request_id=request_id,
-            actor=caller.name,
-            role=caller.role,
-            decision=body.decision,
-            reason=body.reason,
-            seen_plan_hash=body.plan_hash,
-        )
+    try:
+        if body.decision == "approve":
+            with session.begin():
+                check_decision(session, request_id, actor=caller.name, role=caller.role,
+                               seen_plan_hash=body.plan_hash)
+            refuse_if_moved(runtime.sessions, request_id, runtime.settings, actor=caller.name)
+        with session.begin():
+            request = decide(
+                session=session,
+                request_id=request_id,
+                actor=caller.name,
+                role=caller.role,
+                decision=body.decision,
+                reason=body.reason,
+                seen_plan_hash=body.plan_hash,
+            )
+    except (Forbidden, Conflict) as refused:
+        with session.begin():
+            record_refusal(session=session, request_id=request_id, actor=caller.name,
+                           reason=f"{body.decision}: {refused}")
+        raise
     with bound(run_id=request.run_id):
         log.info("%s decided %s on approval %s: now %s", caller.name, body.decision,
                  request_id, request.status)

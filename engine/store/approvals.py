@@ -169,20 +169,22 @@ def may_decide(request: ApprovalRequest, *, actor: str, role: str) -> bool:
     return not request.approvers or actor in request.approvers or role in request.approvers
 
 
-def decide(
-    *,
+def check_decision(
     session: Session,
     request_id: str,
+    *,
     actor: str,
     role: str,
-    decision: str,
-    reason: str,
-    seen_plan_hash: str | None = None,
-) -> ApprovalRequest:
-    """Record one approver's decision; apply the outcome when it settles the request."""
-    request = session.execute(
-        select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
-    ).scalars().first()
+    seen_plan_hash: str | None,
+    lock: bool = False,
+) -> tuple[ApprovalRequest, Run]:
+    """Raise ``NotFound``, ``Forbidden`` or ``Conflict`` unless ``actor`` may decide now.
+
+    ``decide`` checks again under a row lock; checking first lets a caller refuse early,
+    before any work done on the request's behalf (re-planning).
+    """
+    query = select(ApprovalRequest).where(ApprovalRequest.id == request_id)
+    request = session.execute(query.with_for_update() if lock else query).scalars().first()
     if request is None:
         raise NotFound(f"no approval request {request_id!r}")
     if request.status != PENDING:
@@ -199,6 +201,41 @@ def decide(
         raise Conflict(f"plan hash {seen_plan_hash} is not the plan of request {request_id}")
     if utcnow() >= request.expires_at:
         raise Conflict(f"approval request {request_id} expired at {request.expires_at}")
+    return request, run
+
+
+def record_refusal(*, session: Session, request_id: str, actor: str, reason: str) -> None:
+    """Audit a decision that was refused (not an approver, already settled, plan changed…)."""
+    request = session.get(ApprovalRequest, request_id)
+    if request is None:
+        return  # nothing to refuse a decision on
+    run = session.get(Run, request.run_id)
+    assert run is not None
+    audit.record(
+        session,
+        actor=actor,
+        verb="approval.refused",
+        alert_id=run.alert_id,
+        run_id=run.id,
+        step_id=request.step_id,
+        details={"request": request.id, "reason": reason},
+    )
+
+
+def decide(
+    *,
+    session: Session,
+    request_id: str,
+    actor: str,
+    role: str,
+    decision: str,
+    reason: str,
+    seen_plan_hash: str | None = None,
+) -> ApprovalRequest:
+    """Record one approver's decision; apply the outcome when it settles the request."""
+    request, run = check_decision(
+        session, request_id, actor=actor, role=role, seen_plan_hash=seen_plan_hash, lock=True
+    )
     try:
         with session.begin_nested():
             session.add(

@@ -218,6 +218,10 @@ def test_only_the_named_approvers_may_decide(
                           headers=tokens.as_responder)
     assert refused.status_code == 403
     assert "not an approver" in refused.json()["message"]
+    audited = client.get(f"/v1/audit?run_id={run['id']}", headers=tokens.as_admin).json()
+    [refusal] = [e for e in audited["events"] if e["verb"] == "approval.refused"]
+    assert refusal["actor"] == "alice"
+    assert refusal["details"]["reason"].startswith("approve: 'alice' is not an approver")
 
 
 def test_a_decision_on_a_plan_it_did_not_see_is_409(
