@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import httpx
 from sqlalchemy.orm import Session
 
 from actions import registry
@@ -131,7 +132,7 @@ def send(
                 "topic_arn": target, "subject": subject[:99], "message": text
             }, target
         else:
-            name, params, shown = "notify.webhook", {"url": target, "text": text}, _host(target)
+            name, params, shown = "notify.webhook", {"url": target, "text": text}, _shown(target)
         action = registry.get(name)()
         ctx = ActionContext(run_id=run_id, step_id="approval-notice", mode="live", env=env)
         try:
@@ -145,5 +146,7 @@ def send(
     return sent, failed
 
 
-def _host(url: str) -> str:
-    return url.split("://", 1)[-1].split("/", 1)[0].rsplit("@", 1)[-1]
+def _shown(url: str) -> str:
+    # A webhook URL is a secret (its path is the credential): show where it points only.
+    parsed = httpx.URL(url)
+    return f"{parsed.host}:{parsed.port}" if parsed.port else parsed.host
