@@ -22,7 +22,7 @@ test: lint
 	$(BIN)/pytest -q -p no:cacheprovider $(PYTEST_ARGS)
 
 demo: venv
-	$(BIN)/riposte demo
+	$(BIN)/riposte demo $(DEMO_ARGS)
 
 schema: venv
 	$(BIN)/riposte schema > playbooks/schema.json

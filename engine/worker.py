@@ -199,7 +199,7 @@ class _RunDriver:
             "alerts": self.alerts,
         }
         if self._needs_approval(state, step_id):
-            return self._ask_approval(state, step, context), None
+            return self._ask_approval(state, step, context)
         if step.approval is not None:
             moved = self._plan_moved(state, step, context)
             if moved is not None:
@@ -261,18 +261,22 @@ class _RunDriver:
 
     def _ask_approval(
         self, state: dict[str, Any], step: Step, context: dict[str, Any]
-    ) -> dict[str, Any] | None:
-        """Park the run on an approval request showing the step's resolved parameters."""
+    ) -> tuple[dict[str, Any] | None, str | None]:
+        """Park the run on an approval request showing the step's resolved parameters.
+
+        A step skipped or failed before any request is recorded like any other, and the run
+        goes on with the next step's journal row (as ``_record`` returns it).
+        """
         assert step.approval is not None
         try:
             if not runner.should_run(step, context):
-                return self._record(state, step.id, runner.StepOutcome(status="skipped"))[0]
+                return self._record(state, step.id, runner.StepOutcome(status="skipped"))
             params = runner.resolve_params(step, context)
         except TemplateFailure as exc:
             outcome = runner.StepOutcome(
                 status="failed", error={"code": "TemplateError", "message": str(exc)}
             )
-            return self._record(state, step.id, outcome)[0]
+            return self._record(state, step.id, outcome)
         try:
             plan = plans.step_plan(
                 step_id=step.id, action=step.action, params=params,
@@ -285,12 +289,12 @@ class _RunDriver:
             outcome = runner.StepOutcome(
                 status="failed", params=params, error={"code": exc.code, "message": exc.message}
             )
-            return self._record(state, step.id, outcome)[0]
+            return self._record(state, step.id, outcome)
         settings = self.worker.settings
         with self.sessions.begin() as session:
             run = runs.get_run(session, self.run_id)
             if run.lease_owner != self.worker_id:
-                return None
+                return None, None
             request = approvals.open_request(
                 session=session, run=run, step_id=step.id, approval=step.approval, plan=plan,
                 default_expiry=self.worker.approval_expiry, worker=self.worker_id,
@@ -302,7 +306,7 @@ class _RunDriver:
         if targets:
             subject, text = notices.opened(notice, alert=self.alert, settings=settings)
             self.worker.tell(notice, "approval.notified", targets, subject, text)
-        return None
+        return None, None
 
     def _planning_env(self) -> RunEnv:
         # Plans only read; a dry-run environment makes the guard enforce it.

@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from riposte.approvals_cli import approvals_app
+from riposte.runs_cli import runs_app
 from riposte.settings import Settings
 
 if TYPE_CHECKING:
@@ -41,6 +42,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(approvals_app, name="approvals")
+app.add_typer(runs_app, name="runs")
 
 
 class UserError(Exception):
@@ -373,17 +375,33 @@ def demo(
     keep_serving: Annotated[
         bool,
         typer.Option(
-            help="Keep serving for you to approve with curl; --no-keep-serving approves itself."
+            help="Keep serving until Ctrl-C once the story is told; --no-keep-serving exits "
+            "then (status 1 if the run did not succeed)."
         ),
     ] = True,
+    auto_approve: Annotated[
+        bool,
+        typer.Option(
+            help="Approve the containment as the demo's approver token; without it the demo "
+            "prints the `riposte approvals approve` command and waits for you."
+        ),
+    ] = False,
+    routine: Annotated[
+        bool,
+        typer.Option(
+            help="Play a planned decommission instead of the attack: same terminations, by a "
+            "principal acting as its week shows (office, working hours, MFA)."
+        ),
+    ] = False,
 ) -> None:
-    """Start a local Riposte, send it a sample alert and show the run waiting for approval."""
+    """Play the seed's mass-termination case on a local AWS: detect, investigate, contain."""
     from riposte.demo import DemoFailed, run_demo
 
     settings = load_settings()
     with user_errors():
         try:
-            status = run_demo(settings=settings, port=port, keep_serving=keep_serving)
+            status = run_demo(settings=settings, port=port, keep_serving=keep_serving,
+                              auto_approve=auto_approve, routine=routine)
         except DemoFailed as exc:
             raise UserError(f"demo: {exc}") from exc
     raise typer.Exit(status)

@@ -1,14 +1,15 @@
-"""``riposte demo``: a local Riposte, a sample alert, and the run waiting for a human's approval.
+"""``riposte demo``: the seed's mass-termination case, from the attack to the relaunched fleet.
 
 Everything goes through the real paths: migrations, tokens, the HTTP API (over a socket, with
-httpx) and an in-process worker. Only the database file is the demo's own.
+httpx), an in-process worker, and AWS calls — to a local AWS, moto in server mode, started as a
+child process and seeded with a realistic account (``riposte/demo_scenario.py``, which the
+end-to-end tests play too). Only the database file and the emulator are the demo's own; nothing
+reaches the real AWS.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-import shlex
 import socket
 import threading
 import time
@@ -25,33 +26,19 @@ from engine.playbooks import load_all
 from engine.store import migrate
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.tokens import create_token
+from riposte.demo_aws import LocalAws, LocalAwsFailed
+from riposte.demo_scenario import ACCOUNT, REGION, ScenarioFailed, play, seed_account
+from riposte.demo_scenario import SETTINGS as SCENARIO_SETTINGS
+from riposte.demo_story import Story, StoryFailed
 from riposte.logs import configure
 from riposte.settings import Settings
 
 DEMO_DATABASE = Path("demo") / "riposte-demo.db"
-DEMO_PLAYBOOK = "example-triage"
+DEMO_PLAYBOOK = "mass-instance-termination"
 SHIPPED_PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
-WAIT_SECONDS = 60.0
-# The seed scenario: one IAM user terminating a fleet of instances from an unexpected address.
-SAMPLE_ALERT: dict[str, Any] = {
-    "title": "20 EC2 instances terminated by Roboman1 in 5 minutes",
-    "severity": "HIGH",
-    "source": "cloudtrail",
-    "kind": "api-call",
-    "type": "TerminateInstances",
-    "account": "0123456789",
-    "region": "us-east-2",
-    "principal": {
-        "type": "IAMUser",
-        "name": "Roboman1",
-        "arn": "arn:aws:iam::0123456789:user/Development/Roboman1",
-    },
-    "resources": [
-        {"type": "AwsEc2Instance", "id": "i-2oc7w12"},
-        {"type": "AwsEc2Instance", "id": "i-eob7w13"},
-    ],
-    "details": {"sourceIPAddress": "180.163.251.231", "eventTime": "2020-11-06T03:21:39Z"},
-}
+WAIT_SECONDS = 120.0
+ATTACK_PAUSE_SECONDS = 0.3  # between the attack's events, so the story reads as it happens
+ONCALL_TOPIC = f"arn:aws:sns:{REGION}:{ACCOUNT}:security-oncall"
 
 Say = Callable[[str], None]
 
@@ -67,10 +54,17 @@ class DemoTokens:
     ingest: str
     analyst: str
     approver: str
+    approver_name: str
 
 
 def run_demo(
-    *, settings: Settings, port: int, keep_serving: bool, say: Say | None = None
+    *,
+    settings: Settings,
+    port: int,
+    keep_serving: bool,
+    auto_approve: bool = False,
+    routine: bool = False,
+    say: Say | None = None,
 ) -> int:
     """Run the demo; return the process exit status."""
     say = say or _print
@@ -79,15 +73,30 @@ def run_demo(
     _check_playbook(settings)
     say(f"database: {_shown(settings.database_url)} (migrating)")
     migrate.upgrade(settings.database_url)
-    tokens = create_demo_tokens(settings)
-    server = DemoServer(settings, port)
-    if port and server.port != port:
-        say(f"port {port} is busy; using {server.port}")
+    local = LocalAws(REGION)
     try:
+        aws_url = local.start()
+    except LocalAwsFailed as exc:
+        raise DemoFailed(f"the local AWS did not start: {exc}") from exc
+    server: DemoServer | None = None
+    try:
+        say(f"local AWS: moto at {aws_url} (account {ACCOUNT}, {REGION}); "
+            "nothing reaches the real AWS")
+        settings = with_local_aws(settings, aws_url)
+        tokens = create_demo_tokens(settings)
+        server = DemoServer(settings, port)
+        if port and server.port != port:
+            say(f"port {port} is busy; using {server.port}")
         server.start()
-        return _story(server.url, tokens, keep_serving, say)
+        say(f"API: {server.url} (OpenAPI at {server.url}/docs), one in-process worker")
+        return _story(server.url, aws_url, tokens, keep_serving=keep_serving,
+                      auto_approve=auto_approve, routine=routine, say=say)
+    except (ScenarioFailed, StoryFailed) as exc:
+        raise DemoFailed(str(exc)) from exc
     finally:
-        server.stop()
+        if server is not None:
+            server.stop()
+        local.stop()
 
 
 def demo_settings(settings: Settings) -> Settings:
@@ -104,15 +113,35 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
+def with_local_aws(settings: Settings, aws_url: str) -> Settings:
+    """Point every AWS call at the local emulator, and read the account as the scenario made it.
+
+    Whatever the environment says about AWS is overridden: the demo never acts on real AWS.
+    """
+    return Settings.model_validate(
+        {
+            **settings.model_dump(),
+            "aws_endpoint_url": aws_url,
+            "aws_region": REGION,
+            "responder_role": None,
+            **SCENARIO_SETTINGS,
+            "approval_notify": [ONCALL_TOPIC],
+            "ec2_poll_seconds": 0.5,
+        }
+    )
+
+
 def create_demo_tokens(settings: Settings) -> DemoTokens:
     """Create the demo's three tokens (names made unique, so a reused database is fine)."""
     suffix = secrets.token_hex(3)
+    names = {role_name: f"demo-{role_name}-{suffix}" for role_name in
+             ("ingest", "analyst", "approver")}
     engine = make_engine(settings.database_url)
     try:
         with make_sessionmaker(engine).begin() as session:
             made = {
                 role_name: create_token(
-                    session=session, name=f"demo-{role_name}-{suffix}", role=role, actor="demo"
+                    session=session, name=names[role_name], role=role, actor="demo"
                 )
                 for role_name, role in (
                     ("ingest", "ingest"), ("analyst", "responder"), ("approver", "responder")
@@ -120,7 +149,7 @@ def create_demo_tokens(settings: Settings) -> DemoTokens:
             }
     finally:
         engine.dispose()
-    return DemoTokens(**made)
+    return DemoTokens(**made, approver_name=names["approver"])
 
 
 class DemoServer:
@@ -170,121 +199,69 @@ class DemoServer:
         self._socket.close()
 
 
-def _story(url: str, tokens: DemoTokens, keep_serving: bool, say: Say) -> int:
-    with httpx.Client(base_url=url, timeout=10) as http:
-        say(f"API: {url} (OpenAPI at {url}/docs)")
-        say("")
-        say(f"POST /v1/alerts: {SAMPLE_ALERT['title']}")
-        posted = _call(http, "POST", "/v1/alerts", tokens.ingest, json=SAMPLE_ALERT)
-        if not posted["run_ids"]:
-            raise DemoFailed(f"the alert {posted['alert_id']} started no run: "
-                             f"is playbook {DEMO_PLAYBOOK!r} loaded?")
-        run_id = posted["run_ids"][0]
-        say(f"alert {posted['alert_id']} stored; it started run {run_id}")
-        run = _wait_for(http, run_id, tokens.analyst, {WAITING_APPROVAL, *TERMINAL})
-        say("")
-        _show_run(run, say)
-        if run["status"] != WAITING_APPROVAL:
-            raise DemoFailed(f"run {run_id} ended {run['status']} instead of waiting for approval")
-        pending = next(a for a in run["approvals"] if a["status"] == "pending")
-        request = _call(http, "GET", f"/v1/approvals/{pending['id']}", tokens.analyst)
-        say("")
-        _show_approval(request, say)
-        say("")
-        say("Approve it (as the demo's approver, a responder who did not start the run):")
-        say(_curl(url, request, tokens.approver, "approve", "contain the principal"))
-        say("")
-        say("or reject it:")
-        say(_curl(url, request, tokens.approver, "reject", "false positive"))
-        say("")
-        say("then read the run:")
-        say(f"curl -sS -H {shlex.quote('Authorization: Bearer ' + tokens.analyst)} "
-            f"{url}/v1/runs/{run_id}")
-        if keep_serving:
-            return _serve_until_interrupted(http, run_id, tokens, say)
-        say("")
-        say("--no-keep-serving: approving it now")
-        _call(http, "POST", f"/v1/approvals/{request['id']}/decision", tokens.approver,
-              json={"decision": "approve", "reason": "demo: contain the principal",
-                    "plan_hash": request["plan_hash"]})
-        final = _wait_for(http, run_id, tokens.analyst, set(TERMINAL))
-        say("")
-        _show_run(final, say)
-        return 0 if final["status"] == "succeeded" else 1
-
-
-def _serve_until_interrupted(
-    http: httpx.Client, run_id: str, tokens: DemoTokens, say: Say
+def _story(
+    url: str,
+    aws_url: str,
+    tokens: DemoTokens,
+    *,
+    keep_serving: bool,
+    auto_approve: bool,
+    routine: bool,
+    say: Say,
 ) -> int:
-    say("")
-    say("Serving until Ctrl-C.")
-    reported = False
-    try:
+    with httpx.Client(base_url=url, timeout=30) as http:
+        story = Story(http, url, tokens.analyst, say)
+        story.heading("The account")
+        account = seed_account(aws_url, routine=routine)
+        account.client("sns").create_topic(Name=ONCALL_TOPIC.rsplit(":", 1)[1])
+        story.account(account)
+        story.heading("The planned decommission" if routine else "The attack")
+        played = play(account, http, tokens.ingest, say=story.line, pause=ATTACK_PAUSE_SECONDS)
+        if not played.run_ids:
+            raise DemoFailed(f"the terminations started no run: is playbook {DEMO_PLAYBOOK!r} "
+                             "loaded?")
+        run_id = played.run_ids[0]
+        run = story.wait(run_id, {WAITING_APPROVAL, *TERMINAL}, WAIT_SECONDS)
+        story.alert(run)
+        story.investigation(run)
+        if run["status"] == WAITING_APPROVAL:
+            request = story.approval(run, approver_token=tokens.approver)
+            story.line(f"(RIPOSTE_APPROVAL_NOTIFY also sends the request to {ONCALL_TOPIC})")
+            if auto_approve:
+                story.heading("Decision")
+                story.line(f"--auto-approve: approving as {tokens.approver_name}")
+                decided = story.call(
+                    "POST", f"/v1/approvals/{request['id']}/decision", tokens.approver,
+                    json={"decision": "approve", "plan_hash": request["plan_hash"],
+                          "reason": "demo: contain the principal and recover"},
+                )
+                story.line(f"approval request {decided['id']} is now {decided['status']}; "
+                           "the run resumes")
+            else:
+                story.line("")
+                story.line("Waiting for a decision (Ctrl-C stops the demo).")
+            try:
+                run = story.wait(run_id, set(TERMINAL), WAIT_SECONDS if auto_approve else None)
+            except KeyboardInterrupt:
+                say("stopping")
+                return 0
+        story.outcome(run, account)
+        verified = story.audit(run_id)
+        if keep_serving:
+            return _serve_until_interrupted(url, tokens, say)
+        return 0 if verified and run["status"] == "succeeded" else 1
+
+
+def _serve_until_interrupted(url: str, tokens: DemoTokens, say: Say) -> int:
+    try:  # from the first line on: Ctrl-C may come as soon as it is printed
+        say("")
+        say(f"Serving on {url} until Ctrl-C (RIPOSTE_TOKEN={tokens.analyst} reads as the "
+            "analyst).")
         while True:
             time.sleep(0.5)
-            if reported:
-                continue
-            run = _call(http, "GET", f"/v1/runs/{run_id}", tokens.analyst)
-            if run["status"] in TERMINAL:
-                say("")
-                _show_run(run, say)
-                reported = True
     except KeyboardInterrupt:
         say("stopping")
     return 0
-
-
-def _wait_for(http: httpx.Client, run_id: str, token: str, statuses: set[str]) -> Any:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while True:
-        run = _call(http, "GET", f"/v1/runs/{run_id}", token)
-        if run["status"] in statuses:
-            return run
-        if time.monotonic() > deadline:
-            raise DemoFailed(f"run {run_id} is still {run['status']} after {WAIT_SECONDS:g}s")
-        time.sleep(0.1)
-
-
-def _call(http: httpx.Client, method: str, path: str, token: str, **kwargs: Any) -> Any:
-    response = http.request(method, path, headers={"Authorization": f"Bearer {token}"}, **kwargs)
-    if response.status_code >= 300:
-        raise DemoFailed(f"{method} {path} answered {response.status_code}: {response.text}")
-    return response.json()
-
-
-def _show_run(run: dict[str, Any], say: Say) -> None:
-    say(f"run {run['id']}: playbook {run['playbook']}, {run['mode']}, "
-        f"started by {run['started_by']}, status {run['status']}")
-    for step in run["steps"]:
-        shown = step["error"] if step["error"] else step["output"]
-        say(f"  {step['step_id']:<20} {step['status']:<10} {_compact(shown)}")
-    for approval in run["approvals"]:
-        if approval["status"] == "pending":
-            say(f"  {approval['step_id']:<20} {'waiting':<10} approval request {approval['id']}")
-    if run.get("error"):
-        say(f"  error: {run['error']}")
-
-
-def _show_approval(request: dict[str, Any], say: Say) -> None:
-    approvers = ", ".join(request["approvers"]) or "any responder or admin"
-    say(f"pending approval {request['id']} of step {request['step_id']} "
-        f"({request['required']} of {approvers}; expires {request['expires_at']})")
-    say(f"plan_hash: {request['plan_hash']}")
-    say("plan:")
-    for line in json.dumps(request["plan"], indent=2).splitlines():
-        say(f"  {line}")
-
-
-def _curl(url: str, request: dict[str, Any], token: str, decision: str, reason: str) -> str:
-    body = json.dumps({"decision": decision, "reason": reason, "plan_hash": request["plan_hash"]})
-    return " \\\n  ".join(
-        [
-            f"curl -sS -X POST {url}/v1/approvals/{request['id']}/decision",
-            f"-H {shlex.quote('Authorization: Bearer ' + token)}",
-            "-H 'Content-Type: application/json'",
-            f"-d {shlex.quote(body)}",
-        ]
-    )
 
 
 def _listening_socket(port: int) -> socket.socket:
@@ -311,11 +288,6 @@ def _shown(url: str) -> str:
     from sqlalchemy.engine import make_url
 
     return make_url(url).render_as_string(hide_password=True)
-
-
-def _compact(value: Any) -> str:
-    text = json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= 160 else text[:157] + "..."
 
 
 def _print(line: str) -> None:

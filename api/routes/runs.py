@@ -55,7 +55,11 @@ def get_runs(
 
 @router.get("/{run_id}", responses=_NOT_FOUND)
 def get_one_run(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
-    """Show a run with its context, its step journal and its approval requests."""
+    """Show a run with its context, its investigation, its step journal and its approvals.
+
+    The investigation (findings, open questions, verdict, narrative, recommendation) is what
+    investigation.assess and investigation.narrate put in the run's variables.
+    """
     with bound(run_id=run_id):
         run = get_run(session, run_id)
         return RunOut.detailed(run, alert_ids=run_alert_ids(session, run.id),

@@ -76,6 +76,23 @@ class RunOut(RunSummary):
         "that started it and those that joined it (correlated, or counted by a threshold)."
     )
     vars: dict[str, Any]
+    findings: list[dict[str, Any]] = Field(
+        description="The investigation's findings (``vars.findings``, set by "
+        "investigation.assess): question, answer, evidence, confidence."
+    )
+    open_questions: list[dict[str, Any]] = Field(
+        description="Questions the investigation could not answer, each with why "
+        "(``vars.open_questions``)."
+    )
+    verdict: dict[str, Any] | None = Field(
+        description="Unusual or not, why, severity, principal kind (``vars.verdict``)."
+    )
+    narrative: str | None = Field(
+        description="The narrative written from the findings (``vars.narrative``)."
+    )
+    recommendation: list[str] = Field(
+        description="What to do, and whom to confirm with (``vars.recommendation``)."
+    )
     steps: list[StepOut]
     approvals: list[ApprovalRef]
 
@@ -90,13 +107,38 @@ class RunOut(RunSummary):
             for step_id, step in run.state.get("steps", {}).items()
             if step.get("approval")
         ]
+        run_vars = run.state.get("vars", {})
         return cls(
             **RunSummary.of(run).model_dump(),
             alert_ids=list(alert_ids),
-            vars=run.state.get("vars", {}),
+            vars=run_vars,
+            **investigation(run_vars),
             steps=[StepOut.model_validate(record) for record in journal],
             approvals=approvals,
         )
+
+
+def investigation(run_vars: dict[str, Any]) -> dict[str, Any]:
+    """The investigation's results among a run's variables, each of its expected shape or empty.
+
+    A playbook may set these names to anything (``core.set``): what does not have the shape
+    investigation.assess / investigation.narrate give it is left out of these fields (it stays
+    in ``vars``).
+    """
+    verdict, narrative = run_vars.get("verdict"), run_vars.get("narrative")
+    recommendation = run_vars.get("recommendation")
+    return {
+        "findings": _objects(run_vars.get("findings")),
+        "open_questions": _objects(run_vars.get("open_questions")),
+        "verdict": verdict if isinstance(verdict, dict) else None,
+        "narrative": narrative if isinstance(narrative, str) else None,
+        "recommendation": [r for r in recommendation if isinstance(r, str)]
+        if isinstance(recommendation, list) else [],
+    }
+
+
+def _objects(value: Any) -> list[dict[str, Any]]:
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 class RunList(BaseModel):

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -23,12 +24,31 @@ from engine.store.alerts import ingest_alert
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import AuditEvent, Run
 from engine.store.tokens import authenticate
-from riposte.demo import SAMPLE_ALERT
 from tests.integration.engine_helpers import make_alert
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
 EXAMPLE = PLAYBOOKS / "example-triage.yml"
+# The seed scenario as one generic alert: a user terminating a fleet from an unexpected address.
+SAMPLE_ALERT: dict[str, Any] = {
+    "title": "20 EC2 instances terminated by Roboman1 in 5 minutes",
+    "severity": "HIGH",
+    "source": "cloudtrail",
+    "kind": "api-call",
+    "type": "TerminateInstances",
+    "account": "0123456789",
+    "region": "us-east-2",
+    "principal": {
+        "type": "IAMUser",
+        "name": "Roboman1",
+        "arn": "arn:aws:iam::0123456789:user/Development/Roboman1",
+    },
+    "resources": [
+        {"type": "AwsEc2Instance", "id": "i-2oc7w12"},
+        {"type": "AwsEc2Instance", "id": "i-eob7w13"},
+    ],
+    "details": {"sourceIPAddress": "180.163.251.231", "eventTime": "2020-11-06T03:21:39Z"},
+}
 
 
 def riposte(
@@ -448,12 +468,14 @@ def free_port() -> int:
         return port
 
 
-def test_serve_answers_http_and_stops_on_sigint(sqlite_url: str) -> None:
+@pytest.mark.parametrize("access_log", [None, "true"], ids=["default", "access-log"])
+def test_serve_answers_http_and_stops_on_sigint(sqlite_url: str, access_log: str | None) -> None:
     port = free_port()
+    extra = {} if access_log is None else {"RIPOSTE_ACCESS_LOG": access_log}
     server = subprocess.Popen(
         [sys.executable, "-m", "riposte", "serve", "--port", str(port), "--workers", "0"],
-        cwd=ROOT, env=cli_env(sqlite_url), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-        text=True,
+        cwd=ROOT, env=cli_env(sqlite_url, **extra), stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True,
     )
     try:
 
@@ -472,8 +494,14 @@ def test_serve_answers_http_and_stops_on_sigint(sqlite_url: str) -> None:
             server.kill()
             server.communicate()
     assert server.returncode == 0, stderr
-    # Logs are JSON lines, uvicorn's included.
-    assert all(json.loads(line) for line in stderr.splitlines() if line.strip())
+    # Logs are JSON lines, uvicorn's included; a line per request only when asked for.
+    lines = [json.loads(line) for line in stderr.splitlines() if line.strip()]
+    assert all(lines)
+    requests = [line["message"] for line in lines if line["logger"] == "uvicorn.access"]
+    if access_log is None:
+        assert requests == []
+    else:
+        assert any('"GET /v1/runs HTTP/1.1" 401' in message for message in requests), requests
 
 
 def test_policy_prints_the_permissions_of_the_actions_the_playbooks_use(tmp_path: Path) -> None:

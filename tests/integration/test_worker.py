@@ -319,3 +319,27 @@ def test_a_quorum_needs_that_many_distinct_approvers(sessionmaker: sessionmaker[
     assert approve("bob") == "approved"
     drain(w)
     assert run_row(sessionmaker, run_id).status == "succeeded"
+
+
+def test_a_skipped_approval_step_leaves_one_journal_row_per_following_step(
+    sessionmaker: sessionmaker[Session],
+) -> None:
+    playbook = """
+name: skip-guarded
+steps:
+  - id: guarded
+    action: core.log
+    when: "false"
+    approval: {reason: never asked}
+    with: {message: contained}
+  - id: after
+    action: core.log
+    with: {message: done}
+"""
+    run_id = queue(sessionmaker, playbook)
+    drain(worker(sessionmaker))
+    assert run_row(sessionmaker, run_id).status == "succeeded"
+    assert [(r.step_id, r.status) for r in journal(sessionmaker, run_id)] == [
+        ("guarded", "skipped"),
+        ("after", "succeeded"),
+    ]

@@ -1,0 +1,397 @@
+"""The narrative of the seed's step 5, written from the findings only.
+
+Every sentence is built from the evidence of named findings and lists their ids; a finding
+that is absent leaves its sentences out rather than guessing. Texts from findings are cleaned
+(no control or format characters): they came from alerts, which attackers write. Nothing here
+is a template: the values are placed in fixed English sentences by Python.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from actions.investigation.assess import SEVERITIES
+from actions.investigation.catalogue import clean, mapping, plural, rows
+from actions.investigation.location import country_name as said_country
+from actions.investigation.recommendation import recommend
+from actions.investigation.wording import (
+    Findings,
+    Text,
+    clock,
+    day,
+    listing,
+    moment_text,
+    number,
+    same_day,
+    texts,
+)
+
+# Who raised the alert, as the narrative names it (by the normalized alert's source).
+SOURCE_NAMES = {
+    "cloudtrail": "AWS CloudTrail",
+    "eventbridge": "an EventBridge event",
+    "guardduty": "Amazon GuardDuty",
+    "securityhub": "AWS Security Hub",
+    "cloudwatch": "a CloudWatch alarm",
+    "sns": "an SNS notification",
+}
+FINDING_SOURCES = ("guardduty", "securityhub")
+# Why each kind of unusual finding matters, as the verdict sentence lists them.
+REASON_WORDS = {
+    "event_time.off_hours": "outside its usual working hours",
+    "source_ip.location": "from a country outside its usual ones",
+    "principal.mfa": "without MFA",
+    "principal.sign_in_failures": "after repeated failed sign-ins",
+    "principal.recent_changes": "right after a change to its permissions or credentials",
+}
+NORMAL_WORDS = {
+    "event_time.off_hours": "within its usual working hours",
+    "source_ip.location": "from its usual countries",
+    "principal.mfa": "with MFA",
+    "principal.sign_in_failures": "with no failed sign-ins",
+    "source_ip.first_seen": "from an address it uses",
+    "principal.recent_changes": "with no recent change to its permissions",
+}
+
+
+def narrate(findings: object, open_questions: object, verdict: object) -> dict[str, Any]:
+    """Write the narrative and the recommendation; each sentence names its findings."""
+    known = Findings.of(findings, open_questions, verdict)
+    paragraphs = [
+        _what_happened(known),
+        _behaviour(known),
+        _origin(known),
+        _targets(known),
+        _conclusion(known),
+    ]
+    recommendation = recommend(known)
+    narrative = "\n\n".join(
+        " ".join(s["text"] for s in paragraph.sentences)
+        for paragraph in paragraphs if paragraph.sentences
+    )
+    return {
+        "narrative": narrative,
+        "recommendation": [s["text"] for s in recommendation.sentences],
+        "sentences": [s for p in [*paragraphs, recommendation] for s in p.sentences],
+    }
+
+
+def _what_happened(known: Findings) -> Text:
+    text = Text()
+    what = known.evidence("event.what_happened")
+    outcome = known.evidence("event_name.terminated_or_stopped")
+    if known.get("event.what_happened") is None:
+        return text
+    ids = ["event.what_happened"]
+    first, last = what.get("first_event_time"), what.get("last_event_time")
+    when = moment_text(first)
+    if when and last and last != first and clock(last):
+        when = (f"{day(first)} between {clock(first)} and {clock(last)}" if same_day(first, last)
+                else f"{when} and {moment_text(last)}")
+    deed = _deed(known, what, outcome)
+    if outcome:
+        ids.append("event_name.terminated_or_stopped")
+    opening = f"On {when}, " if when else ""
+    sources = list(mapping(what.get("alert_sources")))
+    reporter = SOURCE_NAMES.get(sources[0], "an alert") if len(sources) == 1 else "alerts"
+    if sources and sources[0] in FINDING_SOURCES and len(sources) == 1:
+        titles = texts(what.get("titles"))
+        about = f" ({titles[0]})" if titles else ""
+        sentence = f"{opening}{reporter} reported a finding{about} about {known.who()}"
+        if deed.startswith("making "):
+            deed = ""
+        sentence += f", {deed}" if deed else ""
+    elif reporter in SOURCE_NAMES.values():
+        sentence = f"{opening}{reporter} alerted to {known.who()} {deed}"
+    else:
+        sentence = f"{opening}{reporter} flagged {known.who()} {deed}"
+    account = clean(what.get("account"))
+    if account:
+        sentence += f" in the AWS account {account}"
+    region = clean(what.get("region"))
+    text.say(sentence + (f", region {region}." if region else "."), ids)
+    if outcome.get("outcome") == "terminated" and known.verdict.get("unusual") is not False:
+        text.say(
+            "An attacker may terminate instances as a data destruction attack designed to "
+            "disrupt the company's operations: a terminated instance is gone, and its root "
+            "volume usually with it.",
+            ["event_name.terminated_or_stopped"],
+        )
+    elif outcome.get("outcome") == "stopped":
+        text.say(
+            "The instances were stopped, not terminated: their volumes remain and they can be "
+            "started again, but what they serve is down meanwhile.",
+            ["event_name.terminated_or_stopped"],
+        )
+    return text
+
+
+def _deed(known: Findings, what: dict[str, Any], outcome: dict[str, Any]) -> str:
+    instances = number(what.get("instances")) or 0
+    production = number(what.get("production_instances"))
+    if production is not None and instances and production == instances:
+        things = plural(instances, "production instance")
+    elif production:
+        things = f"{plural(instances, 'instance')}, {production} of them production,"
+    else:
+        things = plural(instances, "instance")
+    verb = {"terminated": "terminating", "stopped": "stopping"}.get(str(outcome.get("outcome")))
+    if verb and instances:
+        return f"{verb} {things}"
+    names = mapping(what.get("event_names"))
+    calls = listing(
+        f"{number(n)} {clean(name)}" if number(n) is not None else clean(name)
+        for name, n in names.items()
+    )
+    return f"making {calls} call(s)" + (f" naming {things}" if instances else "")
+
+
+def _behaviour(known: Findings) -> Text:
+    text = Text()
+    name = known.principal()[0] or "the principal"
+    hours = known.evidence("event_time.off_hours")
+    if known.get("event_time.off_hours") is not None:
+        days = _days(hours.get("window_days"))
+        events = number(hours.get("based_on_events"))
+        if hours.get("usual_window") is None and events is not None:
+            text.say(f"A historical search over the {days} before the alert found no activity by "
+                     f"{name}, so there are no usual working hours to compare with.",
+                     ["event_time.off_hours"])
+        elif hours.get("usual_window") is not None:
+            start, end = number(hours.get("usual_start_hour")), number(hours.get("usual_end_hour"))
+            basis = f" ({plural(events, 'event')})" if events is not None else ""
+            span = (f"between {start:02d}:00 and {end:02d}:00 UTC"
+                    if start is not None and end is not None
+                    else f"in the hours {clean(hours.get('usual_window'))}")
+            text.say(f"Pivoting on {name} and searching its history over the {days} before the "
+                     f"alert revealed its activity{basis} typically occurred {span}.",
+                     ["event_time.off_hours"])
+            at = clock(hours.get("event_time"))
+            if hours.get("outside") is True and at:
+                text.say(f"The alerting activity occurred at {at}, which is not within the "
+                         f"normal working hours observed for {name}.", ["event_time.off_hours"])
+            elif hours.get("outside") is False and at:
+                text.say(f"The alerting activity at {at} is within those hours.",
+                         ["event_time.off_hours"])
+    cadence = known.evidence("event_name.cadence")
+    for event_name, entry in mapping(cadence.get("by_event_name")).items():
+        before = number(mapping(entry).get("before_event"))
+        if before is None:
+            continue
+        days = _days(cadence.get("window_days"))
+        text.say(
+            f"{name} had made no {clean(event_name)} calls in the {days} before."
+            if before == 0 else
+            f"{name} had made {before} {clean(event_name)} call(s) in the {days} before.",
+            ["event_name.cadence"],
+        )
+    _sign_ins(known, text, name)
+    _changes(known, text, name)
+    return text
+
+
+def _sign_ins(known: Findings, text: Text, name: str) -> None:
+    failures = known.evidence("principal.sign_in_failures")
+    if known.get("principal.sign_in_failures") is not None:
+        count = number(failures.get("failures"))
+        if count is None:
+            pass
+        elif count == 0:
+            text.say(f"There were no failed console sign-ins by {name} in the "
+                     f"{_days(failures.get('window_days'))} before.",
+                     ["principal.sign_in_failures"])
+        else:
+            first, last = failures.get("first_failure"), failures.get("last_failure")
+            span = (f"at {clock(first)}" if first == last else
+                    f"between {clock(first)} and {clock(last)}")
+            sentence = (f"Pivoting on the authentication activity of {name} revealed "
+                        f"{plural(count, 'failed console sign-in')} {span}")
+            after = mapping(failures.get("success_after_failures"))
+            if clock(after.get("time")):
+                sentence += f" before a successful sign-in at {clock(after.get('time'))}"
+            text.say(sentence + ".", ["principal.sign_in_failures"])
+    mfa = known.evidence("principal.mfa")
+    if known.get("principal.mfa") is None or mfa.get("mfa_used") is None:
+        return
+    last = mapping(mfa.get("last_sign_in"))
+    device = mfa.get("mfa_device")
+    if mfa.get("mfa_used") is True:
+        sentence = "MFA was used for the session that made these calls"
+    else:
+        sentence = "MFA was not used for the session that made these calls"
+        if last.get("mfa_used") is False and clock(last.get("time")):
+            sentence += f" (the sign-in at {clock(last.get('time'))} did not use it)"
+    if device is False:
+        sentence += f", and {name} has no MFA device"
+    text.say(sentence + ".", ["principal.mfa"])
+
+
+def _changes(known: Findings, text: Text, name: str) -> None:
+    changes = known.evidence("principal.recent_changes")
+    if known.signal("principal.recent_changes") != "unusual":
+        return
+    soon = rows(changes.get("cloudtrail_changes"))
+    described = []
+    for change in soon[:3]:
+        if not clock(change.get("time")):
+            continue
+        details = mapping(change.get("details"))
+        what = clean(details.get("policyArn") or details.get("policyName")
+                     or details.get("groupName") or details.get("accessKeyId"))
+        described.append(
+            f"{clean(change.get('event_name'))}{' (' + what + ')' if what else ''} by "
+            f"{clean(change.get('by')) or 'an unknown caller'} at {clock(change.get('time'))}"
+        )
+    if described:
+        text.say(f"Shortly before the alert, {name} itself was changed: {listing(described)}.",
+                 ["principal.recent_changes"])
+
+
+def _origin(known: Findings) -> Text:
+    text = Text()
+    name = known.principal()[0] or "the principal"
+    where = known.evidence("source_ip.location")
+    for place in rows(where.get("addresses"))[:3]:
+        ip = clean(place.get("ip"))
+        country = mapping(place.get("country"))
+        country_name = clean(country.get("name") or country.get("iso_code"))
+        organisation = clean(mapping(place.get("organisation")).get("name"))
+        if place.get("owner") == "private":
+            text.say(f"The source IP ({ip}) is a private address.", ["source_ip.location"])
+            continue
+        if not country_name:
+            continue
+        sentence = f"The source IP ({ip}) is located in {said_country(country_name)}"
+        if organisation:
+            sentence += f" and routed by {organisation}"
+        outside = place.get("outside_usual_countries")
+        usual = listing(said_country(n) for n in texts(where.get("usual_country_names")))
+        basis = _usual_basis(where)
+        if outside is True:
+            sentence += f", which is outside the expected geographical region for {name}"
+            sentence += f": {basis} {usual}" if usual and basis else ""
+        elif outside is False:
+            sentence += f", among the countries {name} usually comes from"
+        text.say(sentence + ".", ["source_ip.location"])
+    first = known.evidence("source_ip.first_seen")
+    for entry in rows(first.get("values"))[:3]:
+        ip, uses = clean(entry.get("value")), number(entry.get("uses_in_window"))
+        days = _days(first.get("window_days"))
+        minutes = number(entry.get("minutes_before_event"))
+        if entry.get("first_seen") is None:
+            text.say(f"{name} had not used {ip} in the {days} before the alert.",
+                     ["source_ip.first_seen"])
+        elif entry.get("new") and minutes == 0:
+            text.say(f"{name} had not used {ip} before the alerting event itself.",
+                     ["source_ip.first_seen"])
+        elif entry.get("new") and minutes is not None:
+            text.say(f"{name} first used {ip} at {clock(entry.get('first_seen'))}, "
+                     f"{plural(minutes, 'minute')} before the alert, and never earlier in the "
+                     f"{days} before.", ["source_ip.first_seen"])
+        elif uses is not None:
+            text.say(f"{name} had used {ip} {plural(uses, 'time')} in the {days} before.",
+                     ["source_ip.first_seen"])
+    agents = known.evidence("user_agent.seen_before")
+    new_agents = [clean(e.get("value")) for e in rows(agents.get("values")) if e.get("new")]
+    if new_agents:
+        text.say(f"The client it used ({listing(new_agents[:2])}) was also new for {name}.",
+                 ["user_agent.seen_before"])
+    return text
+
+
+def _usual_basis(where: dict[str, Any]) -> str:
+    if where.get("usual_basis") == "configured":
+        return "the countries configured for it are"
+    addresses = rows(where.get("baseline_addresses"))
+    days = _days(where.get("window_days"))
+    if len(addresses) == 1:
+        return f"the one address it used in the {days} before resolved to"
+    if addresses:
+        return f"the {len(addresses)} addresses it used in the {days} before all resolved to"
+    return ""
+
+
+def _targets(known: Findings) -> Text:
+    text = Text()
+    name = known.principal()[0] or "the principal"
+    launched = known.evidence("instances.launched")
+    stopped = known.evidence("instances.stopped_before")
+    if known.get("instances.launched") is not None:
+        earliest, latest = launched.get("earliest"), launched.get("latest")
+        span = (f"on {day(earliest)}" if same_day(earliest, latest)
+                else f"between {day(earliest)} and {day(latest)}")
+        text.say(f"The instances were first stood up {span}.", ["instances.launched"])
+    if known.get("instances.stopped_before") is not None:
+        listed = stopped.get("stopped_or_terminated")
+        checked = number(stopped.get("instances_checked"))
+        them = "the instances" if checked is None else f"the {plural(checked, 'instance')}"
+        days = _days(stopped.get("window_days"))
+        if listed == {}:
+            text.say(f"A historical search on {them} showed none had been stopped or "
+                     f"terminated in the {days} before.", ["instances.stopped_before"])
+        elif isinstance(listed, dict) and listed:
+            text.say(f"{len(listed)} of {them} had been stopped or terminated in the {days} "
+                     f"before ({listing(list(listed)[:3])}).", ["instances.stopped_before"])
+    touched = known.evidence("instances.touched_before")
+    if known.get("instances.touched_before") is not None:
+        hits = touched.get("touched")
+        days = _days(touched.get("window_days"))
+        if hits == {}:
+            text.say(f"{name} had not interacted with them in the {days} before the alert.",
+                     ["instances.touched_before"])
+        elif isinstance(hits, dict) and hits:
+            text.say(f"{name} had interacted with {len(hits)} of them in the {days} before "
+                     "the alert.", ["instances.touched_before"])
+    work = known.evidence("instances.workload")
+    if known.get("instances.workload") is not None:
+        workloads = texts(work.get("workloads"))[:3]
+        images = texts(work.get("images"))[:3]
+        if workloads or images:
+            sentence = "They run " + (listing(workloads) if workloads else "software")
+            if images:
+                sentence += f", launched from the image {listing(images)}"
+            text.say(sentence + ".", ["instances.workload"])
+    purpose = known.evidence("account.purpose")
+    if known.get("account.purpose") is not None:
+        account = clean(purpose.get("account"))
+        if purpose.get("listed"):
+            owner = clean(purpose.get("owner"))
+            environment = clean(purpose.get("environment"))
+            sentence = f"The AWS account {account} is {clean(purpose.get('name')) or 'listed'}"
+            sentence += f", a {environment} account" if environment else ""
+            sentence += f" owned by {owner}" if owner else ""
+            text.say(sentence + ".", ["account.purpose"])
+        elif purpose.get("listed") is False and account:
+            text.say(f"The AWS account {account} is an unknown account: it is not in Riposte's "
+                     "account registry, so its business purpose is not known.",
+                     ["account.purpose"])
+    return text
+
+
+def _conclusion(known: Findings) -> Text:
+    text = Text()
+    name = known.principal()[0] or "the principal"
+    verdict = known.verdict
+    reasons = known.verdict_ids("reasons")
+    if reasons:
+        why = listing(REASON_WORDS.get(r, clean(known.by_id[r].get("question"))) for r in reasons)
+        text.say(f"This activity is unusual for {name}: it came {why}.", reasons)
+
+    elif verdict.get("baseline") == "missing" and verdict.get("unusual"):
+        text.say(f"There is no history of {name} to compare this activity with, so Riposte "
+                 "cannot say it matches a usual pattern.", ["event_time.off_hours"])
+    elif verdict.get("unusual") is False:
+        normal = [n for n in known.verdict_ids("normal") if n in NORMAL_WORDS]
+        how = listing(NORMAL_WORDS[n] for n in normal)
+        text.say(f"The activity matches {name}'s usual pattern" + (f": {how}." if how else "."),
+                 normal)
+    severity = clean(verdict.get("severity"))
+    if severity in SEVERITIES and text.sentences:
+        text.say(f"Riposte rates it {severity}.", text.sentences[-1]["findings"])
+    return text
+
+
+def _days(value: object) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g} day" if value == 1 else f"{value:g} days"
+    return "days"

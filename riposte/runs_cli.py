@@ -1,0 +1,142 @@
+"""``riposte runs show``: a run's investigation as the HTTP API gives it, for a terminal.
+
+It prints the verdict, every finding (question → answer, confidence, evidence in brief), the
+open questions with why they are open, the narrative and the recommendation, then the steps.
+Alert data reaches the terminal only as printable text (no control or bidi characters).
+"""
+
+from __future__ import annotations
+
+import json
+import textwrap
+from typing import Annotated, Any
+
+import typer
+
+# The API client and the terminal-safe text of `riposte approvals`: one way to reach the API.
+from riposte.approvals_cli import TokenOption, _one_line, _quoted, _shown, _when, api_client
+
+runs_app = typer.Typer(
+    help="Runs and their investigation, through the HTTP API at RIPOSTE_API_URL with "
+    "RIPOSTE_TOKEN.",
+    no_args_is_help=True,
+)
+
+RunId = Annotated[str, typer.Argument(help="The run's id.")]
+AsJson = Annotated[bool, typer.Option("--json", help="Print the run as the API answers it.")]
+WIDTH = 100
+EVIDENCE_CHARS = 300
+LISTED_ITEMS = 3
+
+
+@runs_app.command("show")
+def show(run_id: RunId, as_json: AsJson = False, token: TokenOption = None) -> None:
+    """Show a run: its verdict, findings, open questions, narrative, recommendation and steps."""
+    with api_client(token) as api:
+        run = api.get(f"/v1/runs/{_quoted(run_id)}")
+    if as_json:
+        typer.echo(json.dumps(run, indent=2, ensure_ascii=True))
+        return
+    for line in describe_run(run):
+        typer.echo(line)
+
+
+def describe_run(run: dict[str, Any]) -> list[str]:
+    """The lines ``riposte runs show`` prints for a run as ``GET /v1/runs/{id}`` answers it."""
+    lines = [
+        _one_line(f"run {run['id']}: {run['status']} (playbook {run['playbook']}, {run['mode']})"),
+        "  " + _one_line(f"alert {run['alert_id']}, started by {run['started_by']}"),
+        "  " + _one_line(f"created {_when(run['created_at'])}"
+                         + (f", finished {_when(run['finished_at'])}"
+                            if run.get("finished_at") else "")),
+    ]
+    if run.get("error"):
+        lines.append(f"  error: {_one_line(run['error'])}")
+    lines += _verdict(run.get("verdict"))
+    findings = run.get("findings") or []
+    lines.append(f"findings ({len(findings)}):" if findings else "findings: none")
+    for finding in findings:
+        lines += _finding(finding)
+    questions = run.get("open_questions") or []
+    lines.append(f"open questions ({len(questions)}):" if questions else "open questions: none")
+    for question in questions:
+        lines += _wrapped(f"[{question.get('id')}] {question.get('question')}", "  ", "    ")
+        lines += _wrapped(f"why not answered: {question.get('why_not_answered')}", "    ")
+    narrative = run.get("narrative")
+    lines.append("narrative:" if narrative else "narrative: none")
+    for paragraph in str(narrative or "").split("\n\n"):
+        if paragraph.strip():
+            lines += _wrapped(paragraph, "  ")
+    recommendation = run.get("recommendation") or []
+    lines.append("recommendation:" if recommendation else "recommendation: none")
+    for item in recommendation:
+        lines += _wrapped(str(item), "  - ", "    ")
+    steps = run.get("steps") or []
+    lines.append("steps:" if steps else "steps: none yet")
+    for step in steps:
+        lines.append("  " + _one_line(f"{step['step_id']}: {step['action']} {step['status']} "
+                                      f"(attempts {step['attempts']})"))
+    return lines
+
+
+def _verdict(verdict: Any) -> list[str]:
+    if not isinstance(verdict, dict):
+        return ["verdict: none"]
+    flag = verdict.get("unusual")
+    unusual = "unusual" if flag is True else "not unusual" if flag is False else "undetermined"
+    who = " ".join(str(v) for v in (verdict.get("principal_kind"), verdict.get("principal")) if v)
+    lines = [_one_line(f"verdict: {unusual}, severity {verdict.get('severity', '?')}"
+                       + (f", principal {who}" if who else ""))]
+    if verdict.get("reasons"):
+        lines.append("  " + _one_line(f"reasons: {', '.join(map(str, verdict['reasons']))}"))
+    if verdict.get("baseline") == "missing":
+        lines.append("  no baseline: the principal's usual activity could not be compared")
+    return lines
+
+
+def _finding(finding: dict[str, Any]) -> list[str]:
+    signal = f", {finding['signal']}" if finding.get("signal") else ""
+    lines = _wrapped(f"[{finding.get('id')}] {finding.get('question')}", "  ", "    ")
+    lines += _wrapped(f"→ {finding.get('answer')} (confidence {finding.get('confidence')}"
+                      f"{signal})", "    ", "      ")
+    summary = evidence_summary(finding.get("evidence"))
+    if summary:
+        lines += _wrapped(f"evidence: {summary}", "    ", "      ")
+    return lines
+
+
+def evidence_summary(evidence: Any) -> str:
+    """The evidence in one line: ``key=value`` pairs, long lists and objects shortened."""
+    if not isinstance(evidence, dict):
+        return ""
+    parts = []
+    for key, value in evidence.items():
+        if value is None or value == [] or value == {}:
+            continue
+        parts.append(f"{key}={_brief(value)}")
+    text = _one_line(", ".join(parts))
+    return text if len(text) <= EVIDENCE_CHARS else text[: EVIDENCE_CHARS - 1] + "…"
+
+
+def _brief(value: Any) -> str:
+    if isinstance(value, list):
+        shown = ", ".join(_brief(v) for v in value[:LISTED_ITEMS])
+        more = f", +{len(value) - LISTED_ITEMS}" if len(value) > LISTED_ITEMS else ""
+        return f"[{shown}{more}]"
+    if isinstance(value, dict):
+        scalars = [f"{k}: {v}" for k, v in value.items() if not isinstance(v, dict | list)]
+        nested = len(value) - len(scalars)
+        hidden = max(0, len(scalars) - LISTED_ITEMS) + nested
+        return "{" + ", ".join(scalars[:LISTED_ITEMS]) + (f", +{hidden}" if hidden else "") + "}"
+    return str(value)
+
+
+def _wrapped(text: str, first: str, rest: str | None = None) -> list[str]:
+    return textwrap.wrap(
+        _shown(" ".join(str(text).split())),
+        width=WIDTH,
+        initial_indent=first,
+        subsequent_indent=rest if rest is not None else first,
+        break_long_words=False,
+        break_on_hyphens=False,
+    ) or [first.rstrip()]
