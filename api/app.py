@@ -24,6 +24,7 @@ from engine.store.approvals import count_pending
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.runs import count_by_status
 from engine.worker import Worker, default_worker_id
+from riposte.logs import access_log
 from riposte.settings import Settings, get_settings
 
 log = logging.getLogger("riposte.api")
@@ -42,6 +43,7 @@ def create_app(
     ``confirm_subscription`` visits an SNS SubscribeURL (tests pass one that records it).
     """
     settings = settings or get_settings()
+    access_log(settings.access_log)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
     registry = CollectorRegistry(auto_describe=False)

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from functools import partial
+from typing import Any, TypeVar
 
+from anyio import to_thread
 from fastapi import Response
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -14,7 +17,7 @@ from api.deps import BodyDigest, Runtime
 from api.errors import unavailable
 from engine.alerts import NormalizedAlert
 from engine.metrics import ALERTS_RECEIVED
-from engine.store.alerts import IngestResult, ingest_alerts
+from engine.store.alerts import IngestResult, ingest_delivery
 from riposte.logs import bound
 
 log = logging.getLogger("riposte.api")
@@ -24,6 +27,22 @@ log = logging.getLogger("riposte.api")
 _METRIC_SOURCES = frozenset(
     {"generic", "sns", "cloudwatch", "eventbridge", "securityhub", "guardduty", "cloudtrail"}
 )
+
+
+T = TypeVar("T")
+
+
+async def in_ingest_thread(runtime: Runtime, work: Callable[..., T], /, *args: Any,
+                           **kwargs: Any) -> T:
+    """Run ``work`` in a worker thread, at most RIPOSTE_INGEST_THREADS of them at once.
+
+    ``work`` parses, normalizes and stores one delivery; further deliveries wait their turn on
+    the event loop, holding no thread. The work is mostly Python holding the GIL: dozens of
+    threads taking turns at it cost more CPU per delivery and a longer wait for each, and the
+    database only needs a few at once.
+    """
+    return await to_thread.run_sync(partial(work, *args, **kwargs),
+                                    limiter=runtime.ingest_threads)
 
 
 def store_delivery(
@@ -42,17 +61,16 @@ def store_delivery(
     """
     sources = [a.source if a.source in _METRIC_SOURCES else "other" for a in alerts]
     try:
-        with session.begin():
-            results = ingest_alerts(
-                session=session,
-                alerts=alerts,
-                playbooks=runtime.library.current(),
-                endpoint=endpoint,
-                body_sha256=digest.sha256,
-                body_bytes=digest.size,
-                actor=actor,
-                is_production=runtime.settings.is_production,
-            )
+        results = ingest_delivery(
+            session=session,
+            alerts=alerts,
+            playbooks=runtime.library.current(),
+            endpoint=endpoint,
+            body_sha256=digest.sha256,
+            body_bytes=digest.size,
+            actor=actor,
+            is_production=runtime.settings.is_production,
+        )
     except DataError:
         raise  # a value the database refuses: retrying would not help (400)
     except (DBAPIError, PoolTimeout) as exc:

@@ -62,6 +62,7 @@ from bench.engine import (  # noqa: E402
     steal_percent,
     verdict,
 )
+from engine import audit  # noqa: E402
 from engine.store.db import make_engine, make_sessionmaker  # noqa: E402
 from tests import sns_keys  # noqa: E402
 from tests.samples import load as load_sample  # noqa: E402
@@ -535,6 +536,7 @@ class Stored:
     occurrences: int
     deliveries: dict[str, int]
     runs: int
+    chain: audit.ChainReport
 
     @property
     def duplicates(self) -> int:
@@ -545,11 +547,17 @@ def stored_by_riposte(url: str) -> Stored:
     with psycopg.connect(libpq(url)) as conn:
         alerts, occurrences = conn.execute(
             "SELECT count(*), coalesce(sum(occurrences), 0) FROM alerts").fetchone() or (0, 0)
-        deliveries = dict(conn.execute(
+        deliveries: dict[str, int] = dict(conn.execute(
             "SELECT outcome, count(*) FROM deliveries GROUP BY outcome").fetchall())
         runs = conn.execute("SELECT count(*) FROM runs").fetchone()
+    engine = make_engine(url)
+    try:
+        with make_sessionmaker(engine)() as session:
+            chain = audit.verify(session)
+    finally:
+        engine.dispose()
     return Stored(alerts=alerts, occurrences=occurrences, deliveries=deliveries,
-                  runs=runs[0] if runs else 0)
+                  runs=runs[0] if runs else 0, chain=chain)
 
 
 def stored_by_ceiling(url: str) -> int:
@@ -667,6 +675,10 @@ def add_figures(report: Report, ceiling: Load, ceiling_rows: int, riposte: Load,
     report.add("  server CPU per request",
                f"{1000 * riposte.server_cpu_s / max(1, riposte.window_answers):.2f} ms",
                f"{log_lines:,} log lines written")
+    chain = stored.chain
+    report.add("  audit chain (GET /v1/audit/verify)", f"{chain.checked:,} rows",
+               "intact" if chain.ok else f"broken at row {chain.first_broken_id}: {chain.reason}",
+               verdict(chain.ok))
     for name, load in (("ceiling", ceiling), ("riposte", riposte)):
         report.add(f"CPU during the {name} window",
                    f"{100 * load.machine_busy:.0f}% busy",

@@ -5,25 +5,108 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, text
+from sqlalchemy import (
+    CTE,
+    Connection,
+    Executable,
+    Table,
+    Text,
+    and_,
+    bindparam,
+    exists,
+    func,
+    insert,
+    literal_column,
+    select,
+    update,
+)
+from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
-from engine.store.models import AuditEvent
+from engine.store.models import AuditChain, AuditEvent
 from engine.store.types import utcnow
 
 GENESIS = "0" * 64
 # Any key that looks like it holds a credential is masked before it is stored or hashed.
 _SECRET_KEY = re.compile(r"token|password|secret|signature|authorization|credential", re.I)
-_AUDIT_LOCK = 0x52495053  # pg_advisory_xact_lock key that serialises the chain's tail
-_LOCK_TAIL = text("SELECT pg_advisory_xact_lock(:k)")
-_TAIL_HASH = select(AuditEvent.hash).order_by(AuditEvent.id.desc()).limit(1)
-_COLUMNS = [c.key for c in AuditEvent.__table__.columns if c.key != "id"]
-_APPEND = insert(AuditEvent).returning(AuditEvent.id)  # run on the Connection: plain Core
+# Plain Core, run on the session's Connection: an audit row is never changed after its INSERT,
+# so the ORM has nothing to track.
+_EVENTS = cast(Table, AuditEvent.__table__)
+_CHAIN = cast(Table, AuditChain.__table__)
+_CONTENT = ["at", "actor", "verb", "alert_id", "run_id", "step_id", "details"]
+_TAIL = _CHAIN.c.id == 1
+_APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
+_READ_TAIL = select(_CHAIN.c.hash).where(_TAIL)
+_MOVE_TAIL = update(_CHAIN).where(_TAIL)
+
+
+def _append_in_one_statement(gate: CTE | None = None) -> Executable:
+    """PostgreSQL: lock the tail, chain the event to it and insert it, in one statement.
+
+    WITH link AS (UPDATE audit_chain SET prev_hash = hash, hash = encode(sha256(convert_to(
+                      :event_head || hash || '"]', 'UTF8')), 'hex')
+                  WHERE id = 1 [AND EXISTS (SELECT * FROM gate)] RETURNING prev_hash, hash)
+    INSERT INTO audit_events (at, …, details, prev_hash, hash)
+    SELECT :event_at, …, :event_details, link.prev_hash, link.hash FROM link RETURNING id
+
+    The UPDATE waits for the row lock of any other writer until that one commits, then reads
+    the tail it committed (READ COMMITTED re-reads an updated row): writers queue here, each
+    sees its true predecessor, and the lock is held only from this statement to the COMMIT.
+    ``event_head`` is the event's hashed text up to its predecessor's hash (``hash_head``), so
+    the database computes exactly ``row_hash``. With a ``gate`` (see ``Joined``) the event is only
+    appended when the gate yields a row. Parameters are named ``event_<column>``, apart from
+    those of the gate.
+    """
+    text_hashed = (bindparam("event_head", type_=Text()) + _CHAIN.c.hash
+                   + literal_column("'\"]'"))
+    chained = func.encode(func.sha256(func.convert_to(text_hashed, literal_column("'UTF8'"))),
+                          literal_column("'hex'"))
+    tail = _TAIL if gate is None else and_(_TAIL, exists().select_from(gate))
+    link = (
+        update(_CHAIN).where(tail).values(prev_hash=_CHAIN.c.hash, hash=chained)
+        .returning(_CHAIN.c.prev_hash, _CHAIN.c.hash).cte("link")
+    )
+    content = [bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _CONTENT]
+    append = (
+        insert(_EVENTS)
+        .from_select([*_CONTENT, "prev_hash", "hash"],
+                     select(*content, link.c.prev_hash, link.c.hash))
+        .returning(_EVENTS.c.id)
+    )
+    if gate is None:
+        return append
+    # Say both whether the gate wrote and the event id: a gate that wrote with no event after
+    # it (no tail row) must not pass for a gate that wrote nothing.
+    event = append.cte("event")
+    return select(select(func.count()).select_from(gate).scalar_subquery(),
+                  select(event.c.id).scalar_subquery())
+
+
+_APPEND_CHAINED = _append_in_one_statement()
+
+
+@dataclass(frozen=True)
+class Joined:
+    """Another write to run in the same statement as an audit append (PostgreSQL only).
+
+    ``gate`` is a CTE (an INSERT … RETURNING, say): the statement runs it, then appends the
+    event only if it yielded a row. Build one per write, once (``joined_to``), and pass it to
+    ``record`` with the gate's parameters, none of them named like a column of ``audit_chain``
+    (SQLAlchemy would SET that column from it) or ``event_*`` (the event's own).
+    """
+
+    gate: CTE
+    statement: Executable
+
+
+def joined_to(gate: CTE) -> Joined:
+    """Return the statement that runs ``gate`` and appends an event if it yields a row."""
+    return Joined(gate=gate, statement=_append_in_one_statement(gate))
 
 
 def scrub(value: Any) -> Any:
@@ -40,19 +123,40 @@ def scrub(value: Any) -> Any:
 
 
 def row_hash(row: AuditEvent) -> str:
-    """Hash one row's content together with the previous row's hash."""
+    """Hash one row's content together with the previous row's hash.
+
+    The text hashed is the JSON of ``[at, actor, verb, alert_id, run_id, step_id, details,
+    prev_hash]`` (keys sorted, no spaces, ASCII only).
+    """
+    head = hash_head(row.at, row.actor, row.verb, row.alert_id, row.run_id, row.step_id,
+                     row.details)
+    return _chained(head, row.prev_hash)
+
+
+def _chained(head: str, prev_hash: str) -> str:
+    return hashlib.sha256(f'{head}{prev_hash}"]'.encode()).hexdigest()
+
+
+def hash_head(
+    at: datetime, actor: str, verb: str, alert_id: str | None, run_id: str | None,
+    step_id: str | None, details: Any,
+) -> str:
+    """Return the text ``row_hash`` hashes, up to where the previous row's hash goes.
+
+    The JSON of ``[at, …, details, "<prev_hash>"]`` is ``head + prev_hash + '"]'`` for any hex
+    ``prev_hash``: so the database can chain a row to a hash the writer has not read.
+    """
     body = json.dumps(
-        [row.at.isoformat(), row.actor, row.verb, row.alert_id, row.run_id, row.step_id,
-         row.details, row.prev_hash],
+        [at.isoformat(), actor, verb, alert_id, run_id, step_id, details],
         sort_keys=True,
         separators=(",", ":"),
         ensure_ascii=True,
     )
-    return hashlib.sha256(body.encode()).hexdigest()
+    return body[:-1] + ',"'
 
 
 def record(
-    session: Session,
+    session: Session | Connection,
     *,
     actor: str,
     verb: str,
@@ -60,29 +164,56 @@ def record(
     run_id: str | None = None,
     step_id: str | None = None,
     details: dict[str, Any] | None = None,
-) -> int:
+    joined: tuple[Joined, Mapping[str, Any]] | None = None,
+) -> int | None:
     """Append one audit event in the caller's transaction (the only way rows are written).
 
-    Returns the new row's id.
+    Returns the new row's id. ``session`` may be a Connection, for a caller that needs no ORM.
+    ``joined`` (PostgreSQL only): a write and its parameters, run in the same statement; the
+    event is appended only if the write's gate yielded a row, and None is returned if not.
     """
-    connection = session.connection()
+    content: dict[str, Any] = {
+        "at": utcnow(),
+        "actor": actor,
+        "verb": verb,
+        "alert_id": alert_id,
+        "run_id": run_id,
+        "step_id": step_id,
+        "details": scrub(details or {}),
+    }
+    head = hash_head(**content)
+    connection = session if isinstance(session, Connection) else session.connection()
     if connection.dialect.name == "postgresql":
-        # Writers queue here until the holder commits, so every row sees its true predecessor.
-        connection.execute(_LOCK_TAIL, {"k": _AUDIT_LOCK})
-    prev_hash = connection.execute(_TAIL_HASH).scalar_one_or_none() or GENESIS
-    event = AuditEvent(
-        at=utcnow(),
-        actor=actor,
-        verb=verb,
-        alert_id=alert_id,
-        run_id=run_id,
-        step_id=step_id,
-        details=scrub(details or {}),
-        prev_hash=prev_hash,
-    )
-    event.hash = row_hash(event)
-    # A Core INSERT: the row is never changed after this, so the ORM has nothing to track.
-    values = {name: getattr(event, name) for name in _COLUMNS}
+        parameters = {f"event_{name}": value for name, value in content.items()}
+        parameters["event_head"] = head
+        if joined is not None:
+            written, event_id = connection.execute(joined[0].statement,
+                                                   {**joined[1], **parameters}).one()
+            if not written:
+                return None  # the gate wrote nothing, so no event was due
+        else:
+            event_id = connection.execute(_APPEND_CHAINED, parameters).scalar()
+    elif joined is not None:
+        raise ValueError(f"audit event {verb!r}: a joined write needs PostgreSQL, not "
+                         f"{connection.dialect.name}")
+    else:
+        # SQLite: the transaction holds the database's only write lock since its BEGIN.
+        event_id = _append_after_reading_tail(connection, content, head)
+    if event_id is None:
+        raise NoResultFound("the audit chain has no tail row (audit_chain id 1): the database "
+                            "was not migrated with `riposte db upgrade`")
+    return int(event_id)
+
+
+def _append_after_reading_tail(
+    connection: Connection, content: dict[str, Any], head: str
+) -> int | None:
+    prev_hash = connection.execute(_READ_TAIL).scalar()
+    if prev_hash is None:
+        return None
+    event_hash = _chained(head, prev_hash)
+    connection.execute(_MOVE_TAIL, {"prev_hash": prev_hash, "hash": event_hash})
+    values = {**content, "prev_hash": prev_hash, "hash": event_hash}
     return int(connection.execute(_APPEND, values).scalar_one())
 
 

@@ -48,3 +48,14 @@ def configure(level: str = "INFO") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+
+
+ACCESS_LOGGER = "uvicorn.access"
+
+
+def access_log(enabled: bool) -> None:
+    """Turn uvicorn's line per HTTP request on or off (RIPOSTE_ACCESS_LOG).
+
+    Off, a request leaves only the API's own lines, which name the alert, run or refusal.
+    """
+    logging.getLogger(ACCESS_LOGGER).setLevel(logging.NOTSET if enabled else logging.WARNING)

@@ -5,8 +5,18 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class AccountEntry(BaseModel):
+    """What Riposte knows of an AWS account: what it is called, what it is for, who owns it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = ""
+    environment: str = ""
+    owner: str = ""
 
 
 class Settings(BaseSettings):
@@ -173,6 +183,31 @@ class Settings(BaseSettings):
     )
     ec2_poll_seconds: float = Field(
         default=5.0, description="Pause between looks at instances an EC2 action waits for."
+    )
+
+    # --- Investigation (investigation.assess) ------------------------------------------------
+    accounts: dict[str, AccountEntry] = Field(
+        default={},
+        description="The account registry (JSON object): account id -> {name, environment, "
+        "owner}; the investigation says what an account is for and whom to confirm with.",
+    )
+
+    # --- API performance ---------------------------------------------------------------------
+    token_cache_seconds: float = Field(
+        default=5.0,
+        ge=0,
+        description="How long the API trusts a token it found live without looking it up again; "
+        "a revoked token keeps working at most this long (0: look it up on every request).",
+    )
+    ingest_threads: int = Field(
+        default=4,
+        ge=1,
+        description="Deliveries the API parses and stores at once, each in a worker thread; "
+        "more wait their turn.",
+    )
+    access_log: bool = Field(
+        default=False,
+        description="Log one line per HTTP request (uvicorn's access log) besides the API's own.",
     )
 
 

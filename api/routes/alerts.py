@@ -14,7 +14,7 @@ from api.deps import (
     RuntimeDep,
     SessionDep,
 )
-from api.ingest import store_delivery
+from api.ingest import in_ingest_thread, store_delivery
 from api.schemas import AlertIn, AlertList, AlertOut, IngestOut
 from engine.store.alerts import get_alert, list_alerts
 from engine.store.runs import list_runs
@@ -33,7 +33,7 @@ ENDPOINT = "/v1/alerts"
         503: {"description": "Not stored (database unavailable): retry later."},
     },
 )
-def post_alert(
+async def post_alert(
     body: AlertIn,
     caller: IngestCaller,
     session: SessionDep,
@@ -42,7 +42,11 @@ def post_alert(
     response: Response,
 ) -> IngestOut:
     """Store an alert and queue every playbook it triggers; 2xx means it is committed."""
-    [result] = store_delivery(
+    # Async, so that FastAPI checks the answer on the event loop: the database work alone goes
+    # to a worker thread, in one hop.
+    [result] = await in_ingest_thread(
+        runtime,
+        store_delivery,
         session=session,
         alerts=[body.normalized()],
         runtime=runtime,

@@ -18,16 +18,15 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from api.deps import (
     BodyDigest,
-    BodyDigestDep,
-    RawBodyDep,
+    Caller,
+    Incoming,
+    IncomingDep,
     Runtime,
-    RuntimeDep,
-    SessionDep,
     SnsCaller,
     WebhookCaller,
 )
 from api.errors import ApiError, error_response, unavailable
-from api.ingest import store_delivery
+from api.ingest import in_ingest_thread, store_delivery
 from api.schemas import IngestOut, WebhookOut
 from engine import audit
 from engine.alerts import NormalizedAlert
@@ -67,43 +66,30 @@ _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/eventbridge", status_code=202, responses=_INGEST_RESPONSES)
-def post_eventbridge(
-    body: RawBodyDep,
-    caller: WebhookCaller,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    digest: BodyDigestDep,
-    response: Response,
+async def post_eventbridge(
+    incoming: IncomingDep, caller: WebhookCaller, response: Response
 ) -> WebhookOut:
     """Store what an EventBridge API destination posts: one event or an array of events."""
-    alerts = _normalized(normalize_eventbridge_delivery, _json_body(body), "EventBridge event")
-    results = store_delivery(session=session, alerts=alerts, runtime=runtime,
-                             endpoint=EVENTBRIDGE_ENDPOINT, digest=digest, actor=caller.name,
-                             response=response)
-    return _answer(results)
+    return await in_ingest_thread(incoming.runtime, _ingest, normalize_eventbridge_delivery,
+                                  "EventBridge event", incoming, EVENTBRIDGE_ENDPOINT,
+                                  caller.name, response)
 
 
 @router.post("/cloudtrail", status_code=202, responses=_INGEST_RESPONSES)
-def post_cloudtrail(
-    body: RawBodyDep,
-    caller: WebhookCaller,
-    session: SessionDep,
-    runtime: RuntimeDep,
-    digest: BodyDigestDep,
-    response: Response,
+async def post_cloudtrail(
+    incoming: IncomingDep, caller: WebhookCaller, response: Response
 ) -> WebhookOut:
     """Store a CloudTrail record or a log file (``{"Records": [...]}``), one alert per record."""
-    alerts = _normalized(normalize_cloudtrail, _json_body(body), "CloudTrail payload")
-    results = store_delivery(session=session, alerts=alerts, runtime=runtime,
-                             endpoint=CLOUDTRAIL_ENDPOINT, digest=digest, actor=caller.name,
-                             response=response)
-    return _answer(results)
+    return await in_ingest_thread(incoming.runtime, _ingest, normalize_cloudtrail,
+                                  "CloudTrail payload", incoming, CLOUDTRAIL_ENDPOINT,
+                                  caller.name, response)
 
 
 @router.post(
     "/sns",
     status_code=202,
-    response_model=None,
+    # The answers that are not a WebhookOut are Responses, which FastAPI passes through.
+    response_model=WebhookOut,
     responses={
         **_INGEST_RESPONSES,
         200: {"description": "A repeat, or a (un)subscription confirmation handled."},
@@ -112,33 +98,47 @@ def post_cloudtrail(
         502: {"description": "SNS did not accept the visit of the SubscribeURL."},
     },
 )
-def post_sns(
-    request: Request,
-    body: RawBodyDep,
-    caller: SnsCaller,
-    runtime: RuntimeDep,
-    session: SessionDep,
-    digest: BodyDigestDep,
-    response: Response,
+async def post_sns(
+    request: Request, incoming: IncomingDep, caller: SnsCaller, response: Response
 ) -> WebhookOut | JSONResponse:
-    """Verify an SNS message, then store its alerts or handle the subscription it is about.
+    """Verify an SNS message, then store its alerts or handle the subscription it is about."""
+    return await in_ingest_thread(incoming.runtime, _receive_sns, incoming,
+                                  request.headers.get(SNS_TYPE_HEADER), caller, response)
 
-    A sync route runs in a worker thread: fetching a certificate or visiting the SubscribeURL
-    blocks that thread, never the event loop.
-    """
-    message = _sns_message(body, request.headers.get(SNS_TYPE_HEADER))
+
+# The routes are async so that FastAPI checks their answers on the event loop; the work runs in
+# a worker thread, once per request (in_ingest_thread): normalizing a large body, fetching a
+# certificate, visiting a SubscribeURL and the database all block that thread, never the loop.
+
+
+def _ingest(
+    normalize: Callable[[Any], list[NormalizedAlert]],
+    what: str,
+    incoming: Incoming,
+    endpoint: str,
+    actor: str,
+    response: Response,
+) -> WebhookOut:
+    alerts = _normalized(normalize, _json_body(incoming.body), what)
+    results = store_delivery(session=incoming.session, alerts=alerts, runtime=incoming.runtime,
+                             endpoint=endpoint, digest=incoming.digest, actor=actor,
+                             response=response)
+    return _answer(results)
+
+
+def _receive_sns(
+    incoming: Incoming, header_type: str | None, caller: Caller, response: Response
+) -> WebhookOut | JSONResponse:
+    runtime, digest = incoming.runtime, incoming.digest
+    message = _sns_message(incoming.body, header_type)
     try:
         verify(message, runtime.sns_certificates)
     except SnsSignatureInvalid as exc:
         log.warning("SNS message %s refused: %s", message.message_id, exc)
         raise ApiError(403, f"SNS signature refused: {exc}") from None
     if message.type == "Notification":
-        alerts = _normalized(lambda doc: normalize_sns_message(message.type, doc),
-                             _json_body(body), "SNS notification")
-        results = store_delivery(session=session, alerts=alerts, runtime=runtime,
-                                 endpoint=SNS_ENDPOINT, digest=digest, actor=caller.name,
-                                 response=response)
-        return _answer(results)
+        return _ingest(lambda doc: normalize_sns_message(message.type, doc), "SNS notification",
+                       incoming, SNS_ENDPOINT, caller.name, response)
     if message.type == "UnsubscribeConfirmation":
         _record_subscription(runtime, message, digest, outcome="accepted",
                              verb="sns.unsubscribe_confirmed", reason="unsubscribed")

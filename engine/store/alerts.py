@@ -4,18 +4,40 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
 
-from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    CTE,
+    BindParameter,
+    ColumnElement,
+    Connection,
+    Engine,
+    Executable,
+    String,
+    Table,
+    bindparam,
+    case,
+    insert,
+    literal_column,
+    select,
+)
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from engine import audit
-from engine.alerts import NormalizedAlert, ProductionCheck, updated_by_riposte
+from engine.alerts import (
+    NormalizedAlert,
+    ProductionCheck,
+    trigger_matches,
+    updated_by_riposte,
+)
 from engine.playbooks import LoadedPlaybook
 from engine.store.errors import NotFound
 from engine.store.models import Alert, Delivery
 from engine.store.triggers import apply_triggers
-from engine.store.types import utcnow
+from engine.store.types import new_id, utcnow
 
 
 @dataclass
@@ -50,65 +72,145 @@ def ingest_alert(
     ``Settings.is_production``; None (benchmarks, tests without settings) takes every instance
     for possible production.
     """
+    connection = session.connection()
+    received = utcnow()
+    delivery = _delivery_row(endpoint, alert.source, body_sha256, body_bytes, received)
     if updated_by_riposte(alert):
         # Riposte's own note on a finding comes back as an update: never a reason to act again.
-        _delivery(session, endpoint, alert.source, "ignored", None, body_sha256, body_bytes,
-                  "finding last updated by Riposte")
+        _insert_delivery(connection, delivery, "ignored", None, "finding last updated by Riposte")
         return IngestResult(alert_id=None, ignored=True)
-    existing = None
-    if alert.dedup_key:
-        existing = session.execute(
-            select(Alert).where(Alert.dedup_key == alert.dedup_key).with_for_update()
-        ).scalars().first()
-    if existing is not None:
-        existing.occurrences += 1
-        existing.last_seen = utcnow()
-        _delivery(session, endpoint, alert.source, "duplicate", existing.id, body_sha256,
-                  body_bytes)
-        audit.record(session, actor=actor, verb="alert.repeated", alert_id=existing.id,
-                     details={"occurrences": existing.occurrences})
-        return IngestResult(alert_id=existing.id, duplicate=True)
-    received = utcnow()
-    row = Alert(
-        source=alert.source,
-        kind=alert.kind,
-        type=alert.type,
-        title=alert.title,
-        severity=alert.severity,
-        severity_label=alert.severity_label,
-        account=alert.account,
-        region=alert.region,
-        principal=alert.principal.model_dump(mode="json") if alert.principal else None,
-        resources=[r.model_dump(mode="json") for r in alert.resources],
-        event_time=alert.event_time,
-        event_name=alert.event_name,
-        source_ip=alert.source_ip,
-        user_agent=alert.user_agent,
-        mfa_used=alert.mfa_used,
-        details=alert.details,
-        dedup_key=alert.dedup_key,
-        first_seen=received,
-        last_seen=received,
-    )
-    try:
-        with session.begin_nested():
-            session.add(row)
-    except IntegrityError:
-        # A concurrent delivery of the same alert committed first: this one is its repeat.
-        return ingest_alert(session=session, alert=alert, playbooks=playbooks,
-                            endpoint=endpoint, body_sha256=body_sha256, body_bytes=body_bytes,
-                            actor=actor, is_production=is_production)
-    _delivery(session, endpoint, alert.source, "accepted", row.id, body_sha256, body_bytes)
-    audit.record(session, actor=actor, verb="alert.received", alert_id=row.id,
+    row = _alert_row(alert, received)
+    alert_id, occurrences = _store_alert(connection, row, delivery)
+    if alert_id != row["id"]:
+        audit.record(session, actor=actor, verb="alert.repeated", alert_id=alert_id,
+                     details={"occurrences": occurrences})
+        return IngestResult(alert_id=alert_id, duplicate=True)
+    audit.record(session, actor=actor, verb="alert.received", alert_id=alert_id,
                  details={"source": alert.source, "kind": alert.kind, "title": alert.title})
-    triggered = apply_triggers(session=session, alert_id=row.id, alert=alert,
+    triggered = apply_triggers(session=session, alert_id=alert_id, alert=alert,
                                received_at=received, playbooks=playbooks,
                                is_production=is_production)
-    return IngestResult(alert_id=row.id, run_ids=triggered.started,
+    return IngestResult(alert_id=alert_id, run_ids=triggered.started,
                         joined_run_ids=triggered.joined)
 
 
-def ingest_alerts(
+def _alert_row(alert: NormalizedAlert, received: datetime) -> dict[str, Any]:
+    # Every field of the normalized alert is a column of the same name (see as_normalized).
+    return {**alert.model_dump(), "id": new_id(), "occurrences": 1, "first_seen": received,
+            "last_seen": received}
+
+
+def _delivery_row(
+    endpoint: str, source: str, body_sha256: str, body_bytes: int, received: datetime
+) -> dict[str, Any]:
+    """A delivery row but its outcome, alert and reason."""
+    return {
+        "id": new_id(),
+        "received_at": received,
+        "endpoint": endpoint,
+        "source": source,
+        "body_sha256": body_sha256,
+        "body_bytes": body_bytes,
+    }
+
+
+# The statements below bind each table's values as ``<table>_<column>``: one statement writes
+# several tables, and SQLAlchemy would take a parameter named like a column of an UPDATE's
+# table (the audit chain's ``id``) for a value to SET.
+_ALERTS = cast(Table, Alert.__table__)
+_DELIVERIES = cast(Table, Delivery.__table__)
+_DELIVERY_GIVEN = ["id", "received_at", "endpoint", "source", "body_sha256", "body_bytes"]
+# Constants are written into the SQL, not bound: a CTE that a statement names twice would
+# otherwise bind them twice, which SQLAlchemy's statement cache does not expect.
+_ACCEPTED: ColumnElement[str] = literal_column("'accepted'", String())
+
+
+def _bound(table: Table, columns: Sequence[str]) -> dict[str, BindParameter[Any]]:
+    return {name: bindparam(f"{table.name}_{name}", type_=table.c[name].type) for name in columns}
+
+
+def _parameters(table: Table, row: Mapping[str, Any]) -> dict[str, Any]:
+    return {f"{table.name}_{name}": value for name, value in row.items()}
+
+
+def _upsert(statement: postgresql.Insert | sqlite.Insert) -> ReturningInsert[tuple[str, int]]:
+    """``INSERT … ON CONFLICT (dedup_key) DO UPDATE`` counting the repeat, in one statement.
+
+    On PostgreSQL a concurrent insert of the same key waits for the first to commit, then
+    counts on its row: no savepoint, no retry, never two alerts. An alert without a key never
+    conflicts (NULLs are distinct).
+    """
+    return statement.values(_bound(_ALERTS, _ALERTS.c.keys())).on_conflict_do_update(
+        index_elements=[_ALERTS.c.dedup_key],
+        set_={"occurrences": _ALERTS.c.occurrences + 1,
+              "last_seen": statement.excluded.last_seen},
+    ).returning(_ALERTS.c.id, _ALERTS.c.occurrences)
+
+
+def _upsert_with_delivery() -> Executable:
+    """PostgreSQL: the alert upsert and its delivery row (accepted or duplicate), one statement.
+
+    WITH stored AS (INSERT INTO alerts … ON CONFLICT … RETURNING id, occurrences),
+         delivery AS (INSERT INTO deliveries … SELECT …, CASE WHEN stored.id = :alerts_id
+                      THEN 'accepted' ELSE 'duplicate' END, stored.id, … FROM stored)
+    SELECT id, occurrences FROM stored
+    """
+    stored = _upsert(postgresql.insert(_ALERTS)).cte("stored")
+    outcome = case((stored.c.id == bindparam("alerts_id"), _ACCEPTED),
+                   else_=literal_column("'duplicate'", String()))
+    return select(stored.c.id, stored.c.occurrences).add_cte(_delivery_of(stored, outcome))
+
+
+def _new_alert_with_delivery() -> CTE:
+    """PostgreSQL: insert the alert unless its key is stored, then its accepted delivery.
+
+    WITH stored AS (INSERT INTO alerts … ON CONFLICT (dedup_key) DO NOTHING RETURNING id),
+         delivery AS (INSERT INTO deliveries … SELECT … FROM stored RETURNING id)
+
+    A repeat inserts neither (on PostgreSQL a concurrent insert of the same key is waited for
+    first): ``delivery`` then yields no row.
+    """
+    stored = (
+        postgresql.insert(_ALERTS).values(_bound(_ALERTS, _ALERTS.c.keys()))
+        .on_conflict_do_nothing(index_elements=[_ALERTS.c.dedup_key])
+        .returning(_ALERTS.c.id).cte("stored")
+    )
+    return _delivery_of(stored, _ACCEPTED)
+
+
+def _delivery_of(stored: CTE, outcome: ColumnElement[str]) -> CTE:
+    given = _bound(_DELIVERIES, _DELIVERY_GIVEN)
+    return insert(_DELIVERIES).from_select(
+        [*given, "outcome", "alert_id", "reason"],
+        select(*given.values(), outcome, stored.c.id, literal_column("''")),
+    ).returning(_DELIVERIES.c.id).cte("delivery")
+
+
+# Plain Core on the session's connection: no ORM flush or identity map on the ingest path.
+_UPSERT_ALERT_AND_DELIVERY = _upsert_with_delivery()
+_NEW_ALERT_AUDITED = audit.joined_to(_new_alert_with_delivery())
+_UPSERT_ALERT = _upsert(sqlite.insert(_ALERTS))
+_INSERT_DELIVERY = insert(_DELIVERIES).values(_bound(_DELIVERIES, _DELIVERIES.c.keys()))
+
+
+def _store_alert(
+    connection: Connection, row: dict[str, Any], delivery: dict[str, Any]
+) -> tuple[str, int]:
+    """Insert the alert, or count it on the stored alert with its key, and its delivery.
+
+    Returns the alert's id and occurrences: the id is ``row["id"]`` exactly when it is new.
+    """
+    if connection.dialect.name == "postgresql":
+        parameters = {**_parameters(_ALERTS, row), **_parameters(_DELIVERIES, delivery)}
+        stored = connection.execute(_UPSERT_ALERT_AND_DELIVERY, parameters).one()
+    else:
+        stored = connection.execute(_UPSERT_ALERT, _parameters(_ALERTS, row)).one()
+        outcome = "accepted" if stored.id == row["id"] else "duplicate"
+        _insert_delivery(connection, delivery, outcome, stored.id)
+    return stored.id, stored.occurrences
+
+
+def ingest_delivery(
     *,
     session: Session,
     alerts: Sequence[NormalizedAlert],
@@ -119,17 +221,85 @@ def ingest_alerts(
     actor: str,
     is_production: ProductionCheck | None = None,
 ) -> list[IngestResult]:
-    """Store every alert of one delivery, in the caller's transaction: all of them or none.
+    """Store and commit every alert of one delivery, or none of them.
 
-    Each alert keeps its own delivery row (same body digest); a repeat inside the same body
-    counts on the alert stored just before it.
+    With each alert go its delivery row, its audit event and the runs it queues. ``session``
+    must have no transaction open.
+
+    On PostgreSQL the commonest delivery, one new alert that no playbook's trigger matches, is
+    stored by a single statement that commits by itself: the alert, its delivery row and its
+    audit event (``engine.audit.record`` chains it in that statement). The audit chain's lock
+    is then held only inside the database, never across a round trip. Anything else (a repeat,
+    several alerts, a trigger that matches, SQLite) takes one transaction, ``ingest_alert`` for
+    each alert: each keeps its own delivery row (same body digest), and a repeat inside the
+    same body counts on the alert stored just before it.
     """
-    return [
-        ingest_alert(session=session, alert=alert, playbooks=playbooks, endpoint=endpoint,
-                     body_sha256=body_sha256, body_bytes=body_bytes, actor=actor,
-                     is_production=is_production)
-        for alert in alerts
-    ]
+    if len(alerts) == 1 and _alone_suffices(session, alerts[0], playbooks, is_production):
+        result = _ingest_new_alert_alone(session=session, alert=alerts[0], endpoint=endpoint,
+                                         body_sha256=body_sha256, body_bytes=body_bytes,
+                                         actor=actor)
+        if result is not None:
+            return [result]
+    with session.begin():
+        return [
+            ingest_alert(session=session, alert=alert, playbooks=playbooks, endpoint=endpoint,
+                         body_sha256=body_sha256, body_bytes=body_bytes, actor=actor,
+                         is_production=is_production)
+            for alert in alerts
+        ]
+
+
+def _alone_suffices(
+    session: Session,
+    alert: NormalizedAlert,
+    playbooks: Mapping[str, LoadedPlaybook],
+    is_production: ProductionCheck | None,
+) -> bool:
+    """Tell whether a new ``alert`` would write nothing but itself, its delivery and its event.
+
+    Only for a session on a PostgreSQL engine: one bound to a connection (a caller's outer
+    transaction) keeps every write in that transaction.
+    """
+    bind = session.get_bind()
+    if not isinstance(bind, Engine) or bind.dialect.name != "postgresql":
+        return False
+    if updated_by_riposte(alert):
+        return False
+    return not any(
+        playbook.spec.trigger is not None
+        and trigger_matches(playbook.spec.trigger, alert, is_production=is_production)
+        for playbook in playbooks.values()
+    )
+
+
+def _ingest_new_alert_alone(
+    *,
+    session: Session,
+    alert: NormalizedAlert,
+    endpoint: str,
+    body_sha256: str,
+    body_bytes: int,
+    actor: str,
+) -> IngestResult | None:
+    """Store a new alert, its delivery and its audit event in one self-committing statement.
+
+    Returns None, having written nothing, when the alert's key is stored already.
+    """
+    received = utcnow()
+    row = _alert_row(alert, received)
+    delivery = _delivery_row(endpoint, alert.source, body_sha256, body_bytes, received)
+    # A connection of the session's engine, not the session: there is no transaction to keep.
+    engine = session.get_bind()
+    assert isinstance(engine, Engine)  # _alone_suffices
+    with engine.connect() as connection:
+        connection.execution_options(isolation_level="AUTOCOMMIT")
+        event_id = audit.record(
+            connection, actor=actor, verb="alert.received", alert_id=row["id"],
+            details={"source": alert.source, "kind": alert.kind, "title": alert.title},
+            joined=(_NEW_ALERT_AUDITED,
+                    {**_parameters(_ALERTS, row), **_parameters(_DELIVERIES, delivery)}),
+        )
+    return None if event_id is None else IngestResult(alert_id=row["id"])
 
 
 def record_delivery(
@@ -137,7 +307,8 @@ def record_delivery(
     body_sha256: str, body_bytes: int,
 ) -> None:
     """Keep a trace of a delivery that made no alert (an SNS subscription message)."""
-    _delivery(session, endpoint, source, outcome, None, body_sha256, body_bytes, reason)
+    delivery = _delivery_row(endpoint, source, body_sha256, body_bytes, utcnow())
+    _insert_delivery(session.connection(), delivery, outcome, None, reason)
 
 
 def record_rejected_delivery(
@@ -145,7 +316,8 @@ def record_rejected_delivery(
     body_bytes: int,
 ) -> None:
     """Keep a trace of a delivery that was refused, and why."""
-    _delivery(session, endpoint, source, "rejected", None, body_sha256, body_bytes, reason)
+    delivery = _delivery_row(endpoint, source, body_sha256, body_bytes, utcnow())
+    _insert_delivery(session.connection(), delivery, "rejected", None, reason)
 
 
 def get_alert(session: Session, alert_id: str) -> Alert:
@@ -177,46 +349,13 @@ def list_deliveries(
 def as_normalized(alert: Alert) -> NormalizedAlert:
     """Rebuild the normalized alert from its row (what playbooks see)."""
     return NormalizedAlert.model_validate(
-        {
-            "source": alert.source,
-            "kind": alert.kind,
-            "type": alert.type,
-            "title": alert.title,
-            "severity": alert.severity,
-            "severity_label": alert.severity_label,
-            "account": alert.account,
-            "region": alert.region,
-            "principal": alert.principal,
-            "resources": alert.resources,
-            "event_time": alert.event_time,
-            "event_name": alert.event_name,
-            "source_ip": alert.source_ip,
-            "user_agent": alert.user_agent,
-            "mfa_used": alert.mfa_used,
-            "details": alert.details,
-            "dedup_key": alert.dedup_key,
-        }
+        {name: getattr(alert, name) for name in NormalizedAlert.model_fields}
     )
 
 
-def _delivery(
-    session: Session,
-    endpoint: str,
-    source: str,
-    outcome: str,
-    alert_id: str | None,
-    body_sha256: str,
-    body_bytes: int,
+def _insert_delivery(
+    connection: Connection, delivery: dict[str, Any], outcome: str, alert_id: str | None,
     reason: str = "",
 ) -> None:
-    session.add(
-        Delivery(
-            endpoint=endpoint,
-            source=source,
-            outcome=outcome,
-            alert_id=alert_id,
-            reason=reason[:1024],
-            body_sha256=body_sha256,
-            body_bytes=body_bytes,
-        )
-    )
+    row = {**delivery, "outcome": outcome, "alert_id": alert_id, "reason": reason[:1024]}
+    connection.execute(_INSERT_DELIVERY, _parameters(_DELIVERIES, row))

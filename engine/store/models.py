@@ -247,3 +247,19 @@ class AuditEvent(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64), unique=True)
+
+
+class AuditChain(Base):
+    """The hash of the newest audit event, in one row (id 1) that serialises appends.
+
+    ``engine.audit.record`` updates it with every event it appends, in the same transaction:
+    the row lock orders concurrent writers, and the row tells each one its predecessor's hash
+    without reading ``audit_events``. ``prev_hash`` is the hash before the last append (what
+    that event chained to).
+    """
+
+    __tablename__ = "audit_chain"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))

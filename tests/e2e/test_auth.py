@@ -3,11 +3,22 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING
+import time
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+from sqlalchemy.orm import sessionmaker as SessionMaker
+
+from api.app import create_app
+from engine.store.models import AuditEvent
+from engine.store.tokens import create_token, revoke_token
+from engine.store.types import utcnow
+from riposte.settings import Settings
+from tests.e2e.conftest import TestClient
 
 if TYPE_CHECKING:
-    from fastapi.testclient import TestClient
-
     from tests.e2e.conftest import Tokens
 
 ALERT = {"title": "t", "severity": 10}
@@ -85,3 +96,58 @@ def test_refusals_are_audited_with_path_and_reason_but_never_the_token(
     everything = json.dumps(events)
     assert tokens.revoked not in everything
     assert tokens.ingest not in everything
+
+
+# ---------------------------------------------------------------------------------------------
+# Tokens found live are trusted for RIPOSTE_TOKEN_CACHE_SECONDS, never longer
+
+
+def _refusals(sessionmaker: SessionMaker[Session]) -> list[dict[str, Any]]:
+    with sessionmaker() as session:
+        return list(session.execute(
+            select(AuditEvent.details).where(AuditEvent.verb == "auth.refused")
+        ).scalars())
+
+
+def test_a_revoked_token_stops_working_within_the_token_cache_time(
+    settings: Settings, tokens: Tokens, sessionmaker: SessionMaker[Session]
+) -> None:
+    cache = 1.0
+    app = create_app(settings.model_copy(update={"token_cache_seconds": cache}))
+    with TestClient(app) as client:
+        assert client.get("/v1/runs", headers=tokens.as_responder).status_code == 200
+        looked_up = time.monotonic()
+        with sessionmaker.begin() as session:  # as `riposte token revoke` does, elsewhere
+            revoke_token(session=session, name="alice")
+        # Still trusted from the lookup a moment ago: that is the documented bound, not a bug.
+        assert client.get("/v1/runs", headers=tokens.as_responder).status_code == 200
+        time.sleep(max(0.0, looked_up + cache - time.monotonic()) + 0.05)
+        response = client.get("/v1/runs", headers=tokens.as_responder)
+    assert response.status_code == 401
+    assert "revoked or expired" in response.json()["message"]
+    assert [d["path"] for d in _refusals(sessionmaker)] == ["/v1/runs"]
+
+
+def test_without_a_token_cache_a_revoked_token_stops_at_once(
+    settings: Settings, tokens: Tokens, sessionmaker: SessionMaker[Session]
+) -> None:
+    app = create_app(settings.model_copy(update={"token_cache_seconds": 0.0}))
+    with TestClient(app) as client:
+        assert client.get("/v1/runs", headers=tokens.as_responder).status_code == 200
+        with sessionmaker.begin() as session:
+            revoke_token(session=session, name="alice")
+        assert client.get("/v1/runs", headers=tokens.as_responder).status_code == 401
+    assert len(_refusals(sessionmaker)) == 1
+
+
+def test_a_trusted_token_still_expires_on_time(
+    settings: Settings, tokens: Tokens, sessionmaker: SessionMaker[Session]
+) -> None:
+    with sessionmaker.begin() as session:
+        brief = create_token(session=session, name="brief", role="responder",
+                             expires_at=utcnow() + timedelta(seconds=0.5))
+    app = create_app(settings.model_copy(update={"token_cache_seconds": 60.0}))
+    with TestClient(app) as client:
+        assert client.get("/v1/runs", headers=tokens.bearer(brief)).status_code == 200
+        time.sleep(0.6)
+        assert client.get("/v1/runs", headers=tokens.bearer(brief)).status_code == 401

@@ -10,9 +10,11 @@ from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import select
+from sqlalchemy import select, text
+from sqlalchemy.exc import OperationalError
 
 from api.app import create_app
+from engine.store import db
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.migrate import upgrade
 from engine.store.models import Alert
@@ -84,3 +86,29 @@ def test_every_acknowledged_alert_survives_a_database_restart(
     assert set(acknowledged) <= stored
     assert len(acknowledged) == len(set(acknowledged))
     engine.dispose()
+
+
+def test_a_connection_idle_across_a_restart_is_replaced_before_use(
+    database: ThrowawayPostgres, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Busy connections are not pinged (the test above: a dead one fails its request with 503);
+    # one idle for a while is, so a worker polling every few seconds survives a restart.
+    monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 0.2)
+    engine = make_engine(database.url, pool_size=1, max_overflow=0)
+    try:
+        with engine.connect() as connection:
+            before = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        database.stop()
+        database.start()
+        time.sleep(0.3)
+        with engine.connect() as connection:
+            after = connection.execute(text("SELECT pg_backend_pid()")).scalar()
+        assert after != before
+        # A connection back in use sooner is trusted: no ping, the dead one fails its statement.
+        monkeypatch.setattr(db, "PING_AFTER_IDLE_SECONDS", 60.0)
+        database.stop()
+        database.start()
+        with pytest.raises(OperationalError), engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+    finally:
+        engine.dispose()

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from engine import audit
 from engine.store import migrate
 from engine.store.db import make_engine
-from engine.store.models import Alert, AuditEvent, Base, Run, StepRecord
+from engine.store.models import Alert, AuditChain, AuditEvent, Base, Run, StepRecord
 from engine.store.types import JSONType, UTCDateTime
 
 
@@ -255,3 +255,66 @@ def test_0002_moves_the_alert_artifacts_to_columns_and_back_on_downgrade(
     assert restored == {"a-seed": SEED_DETAILS, "a-odd": {"event_time": "yesterday", "raw": "x"},
                         "a-none": None}
     assert "run_alerts" not in table_names(empty_engine)
+
+
+# ---------------------------------------------------------------------------------------------
+# 0004: the audit chain's tail moves to a one-row table
+
+
+_EVENTS_0003 = sa.table(
+    "audit_events", *map(sa.column, ["actor", "verb", "alert_id", "run_id", "step_id",
+                                     "prev_hash", "hash"]),
+    sa.column("at", UTCDateTime), sa.column("details", JSONType),
+)
+
+
+def _append_as_0003_did(connection: sa.Connection, prev_hash: str, verb: str) -> str:
+    """Append an event the way engine.audit.record did before 0004; return its hash."""
+    event = AuditEvent(at=datetime.now(UTC), actor="old", verb=verb, alert_id=None, run_id=None,
+                       step_id=None, details={"n": verb}, prev_hash=prev_hash)
+    event.hash = audit.row_hash(event)
+    connection.execute(_EVENTS_0003.insert().values(
+        at=event.at, actor=event.actor, verb=event.verb, details=event.details,
+        prev_hash=event.prev_hash, hash=event.hash,
+    ))
+    return event.hash
+
+
+def test_0004_continues_the_chain_where_the_log_ends_and_downgrades(
+    empty_db_url: str, empty_engine: Engine
+) -> None:
+    migrate.upgrade(empty_db_url, "0003")
+    with empty_engine.begin() as connection:
+        first = _append_as_0003_did(connection, audit.GENESIS, "old.first")
+        newest = _append_as_0003_did(connection, first, "old.second")
+
+    migrate.upgrade(empty_db_url, "0004")
+
+    with Session(empty_engine) as session:
+        tail = session.get(AuditChain, 1)
+        assert tail is not None and (tail.prev_hash, tail.hash) == (first, newest)
+        audit.record(session, actor="new", verb="new.first")
+        session.commit()
+        events = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars().all()
+        assert [e.verb for e in events] == ["old.first", "old.second", "new.first"]
+        assert events[-1].prev_hash == newest
+        assert audit.verify(session).ok
+
+    migrate.downgrade(empty_db_url, "0003")
+
+    assert "audit_chain" not in table_names(empty_engine)
+    if empty_engine.dialect.name == "postgresql":
+        with empty_engine.connect() as connection:
+            leftovers = connection.execute(text(
+                "SELECT proname FROM pg_proc WHERE proname = 'riposte_audit_chain_kept'"
+            )).scalars().all()
+        assert leftovers == []
+
+
+def test_0004_starts_an_empty_log_at_the_genesis_hash(
+    empty_db_url: str, empty_engine: Engine
+) -> None:
+    migrate.upgrade(empty_db_url, "0004")
+    with Session(empty_engine) as session:
+        tail = session.get(AuditChain, 1)
+    assert tail is not None and (tail.prev_hash, tail.hash) == (audit.GENESIS, audit.GENESIS)
