@@ -57,7 +57,7 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
 
 
 def revoke_token(*, session: Session, name: str, actor: str = "cli") -> ApiToken:
-    """Revoke the token called ``name``; it stops working at once. Revoking twice is a no-op."""
+    """Revoke the token called ``name`` (the API stops it within RIPOSTE_TOKEN_CACHE_SECONDS)."""
     row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalars().first()
     if row is None:
         raise NotFound(f"no token named {name!r}")
