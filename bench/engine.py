@@ -82,7 +82,7 @@ def scratch_database(server_url: str) -> Iterator[str]:
     """Create riposte_bench_<pid> on the server of ``server_url``, migrate it, always drop it."""
     base = make_url(server_url)
     name = f"riposte_bench_{os.getpid()}"
-    admin = _libpq(base)
+    admin = libpq(base)
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -95,8 +95,9 @@ def scratch_database(server_url: str) -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def _libpq(url: URL) -> str:
-    return url.set(drivername="postgresql").render_as_string(hide_password=False)
+def libpq(url: URL | str) -> str:
+    """The libpq form of a SQLAlchemy URL, for psycopg.connect."""
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -116,7 +117,7 @@ class _ScratchRow(_ScratchBase):
 
 def bare_commits_per_s(url: str, count: int) -> float:
     """Time ``count`` single-row INSERT + COMMIT through plain psycopg."""
-    with psycopg.connect(_libpq(make_url(url))) as conn:
+    with psycopg.connect(libpq(url)) as conn:
         conn.execute("CREATE TABLE bench_scratch (id bigserial PRIMARY KEY, payload text)")
         conn.commit()
         started = time.perf_counter()
@@ -128,7 +129,7 @@ def bare_commits_per_s(url: str, count: int) -> float:
 
 def round_trip_ms(url: str, count: int) -> float:
     """Time ``count`` bare ``SELECT 1`` round trips through plain psycopg (no commit, no disk)."""
-    with psycopg.connect(_libpq(make_url(url)), autocommit=True) as conn:
+    with psycopg.connect(libpq(url), autocommit=True) as conn:
         started = time.perf_counter()
         for _ in range(count):
             conn.execute("SELECT 1").fetchone()
@@ -282,6 +283,7 @@ def _queue_one(session: Session, playbook: LoadedPlaybook, n: int, tag: str) -> 
         session=session, alert=bench_alert(n), playbooks={}, endpoint="bench",
         body_sha256="0" * 64, body_bytes=0, actor="bench",
     )
+    assert stored.alert_id is not None  # a generic alert is never an ignored delivery
     run = queue_run(session=session, alert_id=stored.alert_id, playbook=playbook, mode="live",
                     started_by=tag)
     return run.id
@@ -479,6 +481,13 @@ def cpu_ticks() -> list[int] | None:
         return None
 
 
+def print_total(started: float, ticks: list[int] | None) -> None:
+    """The closing line: wall time, load average and, where the kernel says, CPU steal."""
+    steal = steal_percent(ticks, cpu_ticks())
+    print(f"\ntotal {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.2f}"
+          + (f"; CPU steal {steal:.1f}% (other guests on the host)" if steal is not None else ""))
+
+
 def steal_percent(before: list[int] | None, after: list[int] | None) -> float | None:
     """Share of CPU time the hypervisor gave to other guests between two readings."""
     if before is None or after is None or len(before) < 8:
@@ -619,7 +628,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     started, ticks = time.monotonic(), cpu_ticks()
     try:
         with scratch_database(args.url) as url:
-            with psycopg.connect(_libpq(make_url(url))) as conn:
+            with psycopg.connect(libpq(url)) as conn:
                 version = conn.execute("SHOW server_version").fetchone()
             print(f"Riposte engine benchmark: PostgreSQL {version[0] if version else '?'} at "
                   f"{make_url(url).host}, database {make_url(url).database}, "
@@ -629,9 +638,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"CORRECTNESS FAILURE: {exc}", file=sys.stderr)
         return 1
     report.print()
-    steal = steal_percent(ticks, cpu_ticks())
-    print(f"\ntotal {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.2f}"
-          + (f"; CPU steal {steal:.1f}% (other guests on the host)" if steal is not None else ""))
+    print_total(started, ticks)
     return 0
 
 

@@ -57,9 +57,10 @@ from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 from bench.engine import (  # noqa: E402
     Report,
     cpu_ticks,
+    libpq,
     percentile,
+    print_total,
     progress,
-    steal_percent,
     verdict,
 )
 from engine import audit  # noqa: E402
@@ -111,10 +112,6 @@ def scratch_databases(server_url: str, *names: str) -> Iterator[list[str]]:
         yield [base.set(database=n).render_as_string(hide_password=False) for n in names]
     finally:
         drop_all()
-
-
-def libpq(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -734,9 +731,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"BENCHMARK FAILED: {exc}", file=sys.stderr)
         return 1
     report.print()
-    steal = steal_percent(ticks, cpu_ticks())
-    print(f"\ntotal {time.monotonic() - started:.0f} s; load average {os.getloadavg()[0]:.2f}"
-          + (f"; CPU steal {steal:.1f}% (other guests on the host)" if steal is not None else ""))
+    print_total(started, ticks)
     return 0
 
 

@@ -15,6 +15,7 @@ import yaml
 from sqlalchemy.orm import Session
 
 from actions import registry
+from actions.base import Action
 from engine import conductor
 from engine.playbooks import LoadedPlaybook, parse_playbook
 from engine.store.errors import Conflict
@@ -36,25 +37,28 @@ def undo_entries(session: Session, run_id: str) -> list[dict[str, Any]]:
     return entries
 
 
-def _mutating(action: str) -> bool:
+def _action(name: str) -> type[Action[Any]] | None:
     try:
-        return registry.get(action).mutating
+        return registry.get(name)
     except KeyError:  # an action that no longer exists: its changes are listed, not undone
-        return True
+        return None
 
 
-def _entry(step: str, action: str, output: Any, item: int | None) -> dict[str, Any]:
-    entry: dict[str, Any] = {"step": step, "action": action, "item": item}
+def _mutating(name: str) -> bool:
+    action = _action(name)
+    return action is None or action.mutating
+
+
+def _entry(step: str, name: str, output: Any, item: int | None) -> dict[str, Any]:
+    entry: dict[str, Any] = {"step": step, "action": name, "item": item}
     undo = output.get("undo") if isinstance(output, dict) else None
-    try:
-        reversible = registry.get(action).reversible
-    except KeyError:
-        reversible = False
+    action = _action(name)
+    reversible = action is not None and action.reversible
     if isinstance(undo, dict) and reversible:
         entry["undo"] = undo
     else:
         entry["why_not"] = (
-            f"{action} cannot be undone" if not reversible else "it recorded nothing to undo"
+            f"{name} cannot be undone" if not reversible else "it recorded nothing to undo"
         )
     return entry
 

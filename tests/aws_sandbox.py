@@ -27,7 +27,7 @@ import pytest
 
 from actions import registry
 from actions.aws.clients import AwsCall, iam_action, new_session
-from actions.base import Action, ActionContext, RunEnv
+from actions.base import Action, ActionContext, PlannedCall, RunEnv
 from riposte.settings import Settings
 from tests.live_server import free_port
 
@@ -119,12 +119,15 @@ class AwsSandbox:
         step_id: str = "step",
         undo: dict[str, Any] | None = None,
     ) -> Acted:
-        """Run action ``name`` as a step would: plan in dry-run, run live, or undo ``undo``."""
+        """Run action ``name`` as a step would: plan in dry-run, run live.
+
+        With ``undo``: carry out the undo of that undo data, or in dry-run plan it.
+        """
         env = env or self.env(mode=mode)
         action = registry.get(name)()
         ctx = ActionContext(run_id=env.run_id, step_id=step_id, mode=env.mode, env=env)
         if undo is not None:
-            output = action.undo(ctx, undo)
+            output = action.plan_undo(ctx, undo) if ctx.dry_run else action.undo(ctx, undo)
         else:
             validated = action.Input.model_validate(params)
             if ctx.dry_run and action.mutating:
@@ -148,6 +151,16 @@ class AwsSandbox:
                     continue  # sts calls need no permission of the responder policy
                 missing.setdefault(acted.action.name, set()).add(needed)
         return missing
+
+
+def calls_of(plan: list[PlannedCall]) -> list[tuple[str, dict[str, Any]]]:
+    """A plan as (operation, params) pairs."""
+    return [(call.operation, call.params) for call in plan]
+
+
+def mutations_of(acted: Acted) -> list[tuple[str, dict[str, Any]]]:
+    """The changing calls an action really sent, as (operation, params) pairs."""
+    return [(call.operation, call.params) for call in acted.mutations]
 
 
 @pytest.fixture

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from actions import registry
-from actions.base import ActionContext, PlannedCall
-from tests.aws_sandbox import OWN_ACCOUNT, REGION, Acted, AwsSandbox
+from tests.aws_sandbox import OWN_ACCOUNT, REGION, AwsSandbox
 
 DENY_ALL = "arn:aws:iam::aws:policy/AWSDenyAll"
 TRUST_ANYONE_IN_ACCOUNT = json.dumps(
@@ -108,23 +106,3 @@ def user_state(aws: AwsSandbox, name: str = "alice", account: str | None = None)
         "password": password,
         "tags": {t["Key"]: t["Value"] for t in iam.list_user_tags(UserName=name)["Tags"]},
     }
-
-
-def calls_of(plan: list[PlannedCall]) -> list[tuple[str, dict[str, Any]]]:
-    """A plan as (operation, params) pairs."""
-    return [(call.operation, call.params) for call in plan]
-
-
-def mutations_of(acted: Acted) -> list[tuple[str, dict[str, Any]]]:
-    """The changing calls an action really sent, as (operation, params) pairs."""
-    return [(call.operation, call.params) for call in acted.mutations]
-
-
-def plan_undo(aws: AwsSandbox, name: str, undo: dict[str, Any]) -> Acted:
-    """Ask action ``name`` in dry-run which calls its undo of ``undo`` would make."""
-    env = aws.env(mode="dry_run")
-    action = registry.get(name)()
-    ctx = ActionContext(run_id=env.run_id, step_id="step", mode=env.mode, env=env)
-    acted = Acted(action=action, ctx=ctx, output=action.plan_undo(ctx, undo))
-    aws.acted.append(acted)  # its calls count in the permission check too
-    return acted

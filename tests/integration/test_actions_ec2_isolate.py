@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from actions.base import ActionError
-from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
+from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox, calls_of, mutations_of
 from tests.integration.ec2_seed import (
     PRODUCTION,
     Network,
@@ -24,7 +24,6 @@ from tests.integration.ec2_seed import (
     seed_profile,
     tags,
 )
-from tests.integration.iam_seed import calls_of, mutations_of, plan_undo
 
 ISOLATE = "aws.ec2.isolate_instance"
 
@@ -157,7 +156,7 @@ def test_isolate_undo_restores_every_interface_profile_and_attribute(aws: AwsSan
     before = _state(aws, web)
     done = aws.act(ISOLATE, {"instance_ids": [web]})
     undo = done.output["undo"]
-    planned = plan_undo(aws, ISOLATE, undo).output
+    planned = aws.act(ISOLATE, {}, mode="dry_run", undo=undo).output
     undone = aws.act(ISOLATE, {}, undo=undo)
     assert _state(aws, web) == before
     assert _isolation_groups(aws, net) == []  # this step created it and nothing uses it now

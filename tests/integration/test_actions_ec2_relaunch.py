@@ -17,7 +17,7 @@ from botocore.stub import Stubber
 
 from actions.aws.ec2_replacement import wait_running
 from actions.base import ActionContext, ActionError
-from tests.aws_sandbox import AwsSandbox
+from tests.aws_sandbox import AwsSandbox, calls_of, mutations_of
 from tests.integration.ec2_seed import (
     PRODUCTION,
     Network,
@@ -32,7 +32,6 @@ from tests.integration.ec2_seed import (
     seed_profile,
     tags,
 )
-from tests.integration.iam_seed import calls_of, mutations_of, plan_undo
 
 RELAUNCH = "aws.ec2.relaunch_instances"
 
@@ -154,7 +153,7 @@ def test_relaunch_undo_terminates_only_what_it_launched(aws: AwsSandbox) -> None
     assert sorted(i["new"] for i in undo["instances"]) == sorted(
         done.output["replacements"].values()
     )
-    planned = plan_undo(aws, RELAUNCH, undo).output
+    planned = aws.act(RELAUNCH, {}, mode="dry_run", undo=undo).output
     undone = aws.act(RELAUNCH, {}, undo=undo)
     assert mutations_of(undone) == calls_of(planned)
     assert [i["InstanceId"] for i in _live(aws)] == [bystander]

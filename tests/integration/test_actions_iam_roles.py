@@ -11,8 +11,8 @@ import pytest
 
 from actions.base import ActionError
 from engine.plans import plan_hash
-from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
-from tests.integration.iam_seed import calls_of, mutations_of, plan_undo, role_alert, seed_role
+from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox, calls_of, mutations_of
+from tests.integration.iam_seed import role_alert, seed_role
 
 REVOKE = "aws.iam.revoke_role_sessions"
 POLICY = "AWSRevokeOlderSessions"
@@ -144,7 +144,7 @@ def test_revoke_role_sessions_moves_an_older_revocation_forward_and_undo_restore
     assert document_time(revoke_policy(aws)) > "2020-11-06"
     assert json.loads(done.output["undo"]["previous_document"]) == earlier
 
-    planned = plan_undo(aws, REVOKE, done.output["undo"])
+    planned = aws.act(REVOKE, {}, mode="dry_run", undo=done.output["undo"])
     undone = aws.act(REVOKE, {}, undo=done.output["undo"])
     assert mutations_of(undone) == calls_of(planned.output)
     assert revoke_policy(aws) == earlier

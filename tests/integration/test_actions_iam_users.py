@@ -16,12 +16,9 @@ import pytest
 from botocore.awsrequest import AWSResponse
 
 from actions.base import ActionError, RunEnv
-from tests.aws_sandbox import OTHER_ACCOUNT, AwsSandbox
+from tests.aws_sandbox import OTHER_ACCOUNT, AwsSandbox, calls_of, mutations_of
 from tests.integration.iam_seed import (
     DENY_ALL,
-    calls_of,
-    mutations_of,
-    plan_undo,
     role_alert,
     seed_user,
     user_alert,
@@ -98,7 +95,7 @@ def test_disable_user_undo_puts_back_only_what_it_changed(aws: AwsSandbox) -> No
     undo = done.output["undo"]
     assert undo["tag"] == {"key": "riposte:disabled-by-run", "value": "run-1", "previous": "run-0"}
 
-    planned = plan_undo(aws, DISABLE, undo)
+    planned = aws.act(DISABLE, {}, mode="dry_run", undo=undo)
     assert planned.mutations == []
     undone = aws.act(DISABLE, {}, undo=undo)
     assert mutations_of(undone) == calls_of(planned.output)

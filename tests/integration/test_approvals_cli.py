@@ -22,34 +22,11 @@ from api.app import create_app
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.tokens import create_token
 from riposte.settings import Settings
+from tests.e2e.test_approvals import CONTAIN_USER
 from tests.integration.test_cli import riposte
 from tests.live_server import free_port, serving
 
 WAIT_SECONDS = 20.0
-
-CONTAIN_USER = """\
-name: contain-user
-description: Disable a user once a human agrees
-trigger:
-  source: [generic]
-  kind: [iam]
-steps:
-  - id: enrich
-    action: core.set
-    with:
-      values:
-        user: "{{ alert.principal.name }}"
-  - id: disable
-    action: core.log
-    with:
-      message: "disabling {{ vars.user }}"
-    approval:
-      reason: disabling a user locks them out
-  - id: notify
-    action: core.log
-    with:
-      message: "done with {{ vars.user }}"
-"""
 
 
 @dataclass(frozen=True)
