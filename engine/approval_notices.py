@@ -94,14 +94,13 @@ def message(
     for line in recommendation if isinstance(recommendation, list) else [recommendation]:
         lines.append(f"Recommended: {plain(line, 300)}")
     lines.append(f"Step {plain(notice.step_id)} will run {plain(plan.get('action'))}:")
-    calls = [call for calls in plan.get("calls", []) for call in calls]
-    for call in calls[:MAX_CALLS_SHOWN]:
-        target = f" on {plain(call.get('target'))}" if call.get("target") else ""
-        lines.append(f"  - {plain(call.get('service'))}:{plain(call.get('operation'))}{target}")
-    if len(calls) > MAX_CALLS_SHOWN:
-        lines.append(f"  ... and {len(calls) - MAX_CALLS_SHOWN} more calls")
-    if not calls:
-        lines.append(f"  parameters: {plain(plan.get('params'), 300)}")
+    lines += _calls_text(plan)
+    for covered in plan.get("covers", []):
+        lines.append(
+            f"Then, under this approval, step {plain(covered['step'])} will run "
+            f"{plain(covered['action'])}:"
+        )
+        lines += _calls_text(covered)
     request = notice.request_id
     lines += [
         "",
@@ -114,6 +113,21 @@ def message(
     if settings.public_url:
         lines.append(f"Review: {settings.public_url.rstrip('/')}/v1/approvals/{request}")
     return "\n".join(lines)
+
+
+def _calls_text(plan: dict[str, Any]) -> list[str]:
+    calls = [call for calls in plan.get("calls", []) for call in calls]
+    lines = []
+    for call in calls[:MAX_CALLS_SHOWN]:
+        target = f" on {plain(call.get('target'))}" if call.get("target") else ""
+        lines.append(f"  - {plain(call.get('service'))}:{plain(call.get('operation'))}{target}")
+    if len(calls) > MAX_CALLS_SHOWN:
+        lines.append(f"  ... and {len(calls) - MAX_CALLS_SHOWN} more calls")
+    if plan.get("unplannable"):
+        lines.append(f"  cannot be planned now ({plain(plan['unplannable'], 300)}): no call")
+    elif not calls:
+        lines.append(f"  parameters: {plain(plan.get('params'), 300)}")
+    return lines
 
 
 def send(

@@ -226,7 +226,25 @@ def _semantic_problems(steps: list[tuple[int, Step]], ids: list[Any]) -> list[tu
                 (("steps", i, "on_error"),
                  f"on_error {step.on_error!r} is neither fail, continue nor a later step's id")
             )
+        problems.extend(_cover_problems(steps, i, step))
         problems.extend((("steps", i, *loc), msg) for loc, msg in _step_problems(step))
+    return problems
+
+
+def _cover_problems(steps: list[tuple[int, Step]], i: int, step: Step) -> list[tuple[Loc, str]]:
+    """An approval covers later steps that have no approval of their own."""
+    if step.approval is None:
+        return []
+    later = {other.id: other for j, other in steps if j > i}
+    problems: list[tuple[Loc, str]] = []
+    for k, covered in enumerate(step.approval.covers):
+        loc = ("steps", i, "approval", "covers", k)
+        if covered not in later:
+            problems.append((loc, f"covers {covered!r}, which is not a later step's id"))
+        elif later[covered].approval is not None:
+            problems.append(
+                (loc, f"covers {covered!r}, which asks an approval of its own: drop one of them")
+            )
     return problems
 
 

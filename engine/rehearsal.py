@@ -97,7 +97,8 @@ def _approval_request(step: Step, approval: Approval, context: dict[str, Any]) -
         return None
     reason = f" ({approval.reason})" if approval.reason else ""
     plan = json.dumps(params, sort_keys=True, default=str)
-    return f"would ask approval of {describe_approvers(approval)}{reason} for: {plan}"
+    covers = f", also covering steps {', '.join(approval.covers)}" if approval.covers else ""
+    return f"would ask approval of {describe_approvers(approval)}{reason} for: {plan}{covers}"
 
 
 def _no_wait(_seconds: float) -> None:

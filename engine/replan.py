@@ -28,7 +28,7 @@ def fresh_plan(
     with sessions() as session:
         request = get_request(session, request_id)
         shown = request.plan
-        if not any(shown.get("calls") or []):
+        if not plans.has_calls(shown):
             return None
         run = get_run(session, request.run_id)
         alert = template_view(run.alert_id, as_normalized(get_alert(session, run.alert_id)))

@@ -103,6 +103,13 @@ class Approval(SpecModel):
         "(default RIPOSTE_APPROVAL_NOTIFY).",
     )
     reason: str = Field(default="", description="Why a human must look at this step.")
+    covers: list[StepId] = Field(
+        default_factory=list,
+        description="Later steps this approval also authorises (e.g. revoke keys, relaunch). "
+        "Their calls are planned with this step's, shown in the same request and bound by the "
+        "same hash; each runs only under a granted approval that covers it, and only calls "
+        "among those approved.",
+    )
 
     @model_validator(mode="after")
     def _escalation_before_expiry(self) -> Approval:
@@ -221,3 +228,11 @@ class Playbook(SpecModel):
             if step.id == step_id:
                 return step
         raise KeyError(step_id)
+
+    def covering(self, step_id: str) -> list[str]:
+        """The steps whose approval also authorises ``step_id`` (its ``covers`` lists it)."""
+        return [
+            step.id
+            for step in self.steps
+            if step.approval is not None and step_id in step.approval.covers
+        ]

@@ -18,7 +18,7 @@ from engine.alerts import template_view
 from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, STEP_DURATION
 from engine.playbooks import LoadedPlaybook, PlaybookInvalid, parse_playbook
 from engine.spec import Step
-from engine.store import approvals, runs
+from engine.store import approvals, runs, triggers
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.models import Run
 from engine.templates import TemplateFailure
@@ -45,6 +45,8 @@ class Worker:
         poll_seconds: float = 5.0,
         approval_expiry: float = 3600.0,
         settings: Settings | None = None,
+        prune_every: float = 60.0,
+        prune_batch: int = triggers.PRUNE_BATCH,
     ) -> None:
         self.sessions = sessions
         self.settings = settings or get_settings()
@@ -54,6 +56,9 @@ class Worker:
         self.approval_expiry = approval_expiry
         self._playbooks: dict[str, LoadedPlaybook] = {}
         self._last_housekeeping = 0.0
+        self.prune_every = prune_every
+        self.prune_batch = prune_batch
+        self._next_pruning = 0.0  # time.monotonic() of the next pruning pass
 
     def serve(self, stop: threading.Event) -> None:
         """Work until ``stop`` is set, sleeping between runs until woken or polled."""
@@ -79,7 +84,11 @@ class Worker:
         log.info("worker %s stopped", self.worker_id)
 
     def housekeeping(self) -> None:
-        """Expire overdue approvals (at most once a second); safe to run from every worker."""
+        """Expire and escalate approvals (at most once a second), prune threshold events.
+
+        Pruning runs every ``prune_every`` seconds, or at every pass while the last one left
+        events to prune. Every part is safe to run from every worker at once.
+        """
         now = time.monotonic()
         if now - self._last_housekeeping < 1.0:
             return
@@ -93,6 +102,21 @@ class Worker:
         for notice in due:
             subject, text = notices.escalated(notice, settings=self.settings)
             self.tell(notice, "approval.escalated", notice.escalate_to, subject, text)
+        if now < self._next_pruning:
+            return
+        pruned = 0
+        for _ in range(triggers.PRUNE_BATCHES_PER_PASS):
+            # One transaction per batch: no lock is held for the whole pass.
+            with self.sessions.begin() as session:
+                deleted = triggers.prune_threshold_events(session=session, batch=self.prune_batch)
+            pruned += deleted
+            if deleted < self.prune_batch:
+                self._next_pruning = now + self.prune_every
+                break
+        else:  # a backlog is left: go on at the next pass rather than after prune_every
+            self._next_pruning = now
+        if pruned:
+            log.debug("pruned %d threshold events", pruned)
 
     def tell(
         self, notice: notices.Notice, verb: str, targets: list[str], subject: str, text: str
@@ -204,6 +228,10 @@ class _RunDriver:
             moved = self._plan_moved(state, step, context)
             if moved is not None:
                 return self._record(state, step_id, moved, record_id)
+        elif covering := self.playbook.spec.covering(step_id):
+            refused = self._beyond_approval(state, step, context, covering)
+            if refused is not None:
+                return self._record(state, step_id, refused, record_id)
         if record_id is None:
             with self.sessions.begin() as session:
                 record_id = runs.begin_step(
@@ -272,6 +300,7 @@ class _RunDriver:
             if not runner.should_run(step, context):
                 return self._record(state, step.id, runner.StepOutcome(status="skipped"))
             params = runner.resolve_params(step, context)
+            covers = self._covered_params(step.approval.covers, context)
         except TemplateFailure as exc:
             outcome = runner.StepOutcome(
                 status="failed", error={"code": "TemplateError", "message": str(exc)}
@@ -281,7 +310,7 @@ class _RunDriver:
             plan = plans.step_plan(
                 step_id=step.id, action=step.action, params=params,
                 reason=step.approval.reason, env=self._planning_env(),
-                briefing=plans.briefing(state["vars"]),
+                briefing=plans.briefing(state["vars"]), covers=covers,
             )
         except ActionError as exc:
             # Nothing to approve: the step could not run as it stands (a target gone,
@@ -307,6 +336,25 @@ class _RunDriver:
             subject, text = notices.opened(notice, alert=self.alert, settings=settings)
             self.worker.tell(notice, "approval.notified", targets, subject, text)
         return None, None
+
+    def _covered_params(
+        self, covered: list[str], context: dict[str, Any]
+    ) -> list[tuple[str, str, Any]]:
+        """The covered steps' parameters, resolved now, as if their conditions will hold.
+
+        Raises ``TemplateFailure`` naming the step whose parameters need something only known
+        later (an output of the approved step): nobody can approve what cannot be shown.
+        """
+        resolved = []
+        for step in map(self.playbook.spec.step, covered):
+            try:
+                resolved.append((step.id, step.action, runner.resolve_params(step, context)))
+            except TemplateFailure as exc:
+                raise TemplateFailure(
+                    f"covered step {step.id}: its parameters cannot be resolved before the "
+                    f"approval: {exc}"
+                ) from exc
+        return resolved
 
     def _planning_env(self) -> RunEnv:
         # Plans only read; a dry-run environment makes the guard enforce it.
@@ -335,6 +383,58 @@ class _RunDriver:
         return runner.StepOutcome(
             status="failed", params=approved_plan.get("params"),
             error={"code": "PlanChanged", "message": message},
+        )
+
+    def _beyond_approval(
+        self, state: dict[str, Any], step: Step, context: dict[str, Any], covering: list[str]
+    ) -> runner.StepOutcome | None:
+        """A failed outcome if a covered step would run without, or beyond, its approval.
+
+        It runs under the last granted approval that covers it, and only if every call it
+        would make now is among the calls approved for it. A step whose condition is false is
+        left to the runner, which skips it.
+        """
+        try:
+            if not runner.should_run(step, context):
+                return None
+            params = runner.resolve_params(step, context)
+        except TemplateFailure:
+            return None  # the runner records the template error
+        granted = [one for one in covering if conductor.is_approved(state, one)]
+        if not granted:
+            return runner.StepOutcome(
+                status="failed", params=params,
+                error={"code": "NotApproved", "message": (
+                    f"step {step.id} runs only under the approval of {', '.join(covering)}, "
+                    "and none was granted in this run"
+                )},
+            )
+        request_id = state["steps"][granted[-1]]["approval"]["request"]
+        with self.sessions() as session:
+            approved = plans.covered_plan(approvals.get_request(session, request_id).plan, step.id)
+        if approved is None:
+            # Requests opened before the playbook covered this step (the playbook is pinned,
+            # so only by a change of Riposte's own code): nothing of it was shown.
+            return runner.StepOutcome(
+                status="failed", params=params,
+                error={"code": "NotApproved", "message": (
+                    f"approval request {request_id} did not show step {step.id}'s plan"
+                )},
+            )
+        try:
+            calls = plans.planned_calls(
+                step.action, params, env=self._planning_env(), step_id=step.id
+            )
+        except ActionError as exc:
+            message = f"the approved plan can no longer be made: {exc.message}"
+        else:
+            extra = plans.unapproved(approved, calls)
+            if not extra:
+                return None
+            message = (f"live state moved since the approval: step {step.id} would now also "
+                       f"make {'; '.join(extra)}")
+        return runner.StepOutcome(
+            status="failed", params=params, error={"code": "PlanChanged", "message": message}
         )
 
     def _fail_unloadable(self, message: str) -> None:

@@ -205,17 +205,34 @@ def _decide(
 
 
 def plan_summary(plan: dict[str, Any]) -> str:
-    """Say in one line what a plan would do: its action and its calls, or its parameters."""
+    """Say in one line what a plan would do: per step, its action and calls, or its parameters.
+
+    A plan covering later steps tells them in order after its own (``…; then step …``).
+    """
+    return _one_line("; then ".join(_step_summary(part) for part in plan_parts(plan)))
+
+
+def plan_parts(plan: dict[str, Any]) -> list[dict[str, Any]]:
+    """The approved step's plan, then the plans of the later steps it covers."""
+    covers = plan.get("covers")
+    return [plan, *(sub for sub in covers if isinstance(sub, dict))] if isinstance(
+        covers, list
+    ) else [plan]
+
+
+def _step_summary(plan: dict[str, Any]) -> str:
     head = f"step {plan.get('step', '?')}: {plan.get('action', '?')}"
     calls = [call for call in _flat(plan.get("calls")) if isinstance(call, dict)]
     if calls:
         shown = "; ".join(_call_brief(call) for call in calls[:_SUMMARY_CALLS])
         more = f"; and {len(calls) - _SUMMARY_CALLS} more" if len(calls) > _SUMMARY_CALLS else ""
-        return _one_line(f"{head}, {len(calls)} call(s): {shown}{more}")
+        return f"{head}, {len(calls)} call(s): {shown}{more}"
+    if plan.get("unplannable"):
+        return f"{head}, approved for no call (cannot be planned now: {plan['unplannable']})"
     params = json.dumps(plan.get("params", {}), ensure_ascii=False, sort_keys=True, default=str)
     if len(params) > _SUMMARY_CHARS:
         params = params[: _SUMMARY_CHARS - 1] + "…"
-    return _one_line(f"{head} with {params}")
+    return f"{head} with {params}"
 
 
 def _flat(calls: Any) -> list[Any]:

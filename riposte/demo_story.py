@@ -14,12 +14,14 @@ from typing import Any
 
 import httpx
 
-from riposte.approvals_cli import _one_line, plan_summary
+from riposte.approvals_cli import _one_line, plan_parts, plan_summary
 from riposte.demo_scenario import ATTACKER_IP, HOME_IP, TRAIL_BUCKET, USER, Account
 from riposte.runs_cli import describe_run
 
 Say = Callable[[str], None]
 CONTAINMENT_STEPS = ("disable-user", "revoke-role-sessions", "revoke-keys", "relaunch")
+# Calls printed per step of the approval's plan; the rest are counted.
+CALLS_SHOWN = 4
 
 
 class StoryFailed(Exception):
@@ -101,11 +103,16 @@ class Story:
                  f"expires {request['expires_at']})")
         self.say(f"plan_hash: {request['plan_hash']}")
         self.say(f"plan: {plan_summary(request['plan'])}")
-        for calls in request["plan"].get("calls") or []:
-            for call in calls:
+        for part in plan_parts(request["plan"]):
+            self.say(f"  step {part['step']} ({part['action']}):")
+            calls = [call for calls in part.get("calls") or [] for call in calls]
+            for call in calls[:CALLS_SHOWN]:
                 params = json.dumps(call.get("params"), sort_keys=True)
-                self.say("  " + _one_line(f"{call['service']}:{call['operation']} "
-                                          f"{call.get('target', '')} {params}"))
+                self.say("    " + _one_line(f"{call['service']}:{call['operation']} "
+                                            f"{call.get('target', '')} {params}"))
+            if len(calls) > CALLS_SHOWN:
+                self.say(f"    … and {len(calls) - CALLS_SHOWN} more (riposte approvals show "
+                         f"{request['id']} lists them all)")
         self.say("Approve it from another terminal (as the demo's approver, not the run's "
                  "starter):")
         self.say(f"  RIPOSTE_API_URL={self.url} RIPOSTE_TOKEN={approver_token} "

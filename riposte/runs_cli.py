@@ -124,10 +124,12 @@ def _brief(value: Any) -> str:
         more = f", +{len(value) - LISTED_ITEMS}" if len(value) > LISTED_ITEMS else ""
         return f"[{shown}{more}]"
     if isinstance(value, dict):
-        scalars = [f"{k}: {v}" for k, v in value.items() if not isinstance(v, dict | list)]
-        nested = len(value) - len(scalars)
-        hidden = max(0, len(scalars) - LISTED_ITEMS) + nested
-        return "{" + ", ".join(scalars[:LISTED_ITEMS]) + (f", +{hidden}" if hidden else "") + "}"
+        # Scalars first; a nested value shows as its key only.
+        items = sorted(value.items(), key=lambda item: isinstance(item[1], dict | list))
+        entries = [f"{k}: {'…' if isinstance(v, dict | list) else v}" for k, v in items]
+        hidden = len(entries) - LISTED_ITEMS
+        more = f", +{hidden}" if hidden > 0 else ""
+        return "{" + ", ".join(entries[:LISTED_ITEMS]) + more + "}"
     return str(value)
 
 

@@ -9,16 +9,20 @@ from typing import Any
 
 from pydantic import Field, field_validator
 
-from actions.aws.cloudtrail_history import DEFAULT_COVERAGE, summarize
-from actions.aws.cloudtrail_ingested import IngestedReport, ingested_records
-from actions.aws.cloudtrail_lookup import LIMITER, LookupReport, lookup_events
-from actions.aws.cloudtrail_records import PrincipalRef, Record, iso, relevant, unique_records
-from actions.aws.cloudtrail_s3 import S3Report, logs_prefix, read_log_files, regions_with_logs
+from actions.aws.cloudtrail_history import DEFAULT_COVERAGE, LEAD_UP, summarize
+from actions.aws.cloudtrail_lookup import LIMITER
+from actions.aws.cloudtrail_records import PrincipalRef, Record, iso, relevant, utc
+from actions.aws.cloudtrail_sources import (
+    Query,
+    chosen_sources,
+    read_ingested,
+    read_lookup_events,
+    read_trail_bucket,
+)
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext, ActionError
 from actions.registry import register
 
-SOURCES = ("lookup_events", "s3", "ingested")
 # IAM and console sign-in events are global: CloudTrail records them in the partition's first
 # region (us-east-1 in the commercial partition).
 GLOBAL_REGIONS = {"us-gov-": "us-gov-west-1", "cn-": "cn-north-1"}
@@ -71,6 +75,13 @@ class PrincipalHistoryInput(AwsInput):
         le=1.0,
         description="Share of the principal's calls the working hours must hold.",
     )
+    lead_up_hours: float = Field(
+        default=LEAD_UP.total_seconds() / 3600,
+        ge=0,
+        le=24,
+        description="Hours before `event_time` whose calls are the event's own lead-up (an "
+        "intruder signing in first), left out of the baseline of hours; 0: none.",
+    )
     max_events: int = Field(
         default=20_000, ge=1, le=500_000, description="Most events read from each source."
     )
@@ -78,9 +89,7 @@ class PrincipalHistoryInput(AwsInput):
     @field_validator("start", "end", "event_time")
     @classmethod
     def _utc(cls, value: datetime | None) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        return utc(value)
 
 
 @register
@@ -89,11 +98,13 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
 
     Over a window (default: the 7 days before the alert's event time) it gives the principal's
     activity by hour of the day and its usual working hours (the smallest span holding 90 % of
-    its calls before the alert), whether the alert's event falls outside them, its source
-    addresses, user agents, regions and event names with counts and first/last seen (and
-    whether each was seen before the alert), its console sign-ins (success or failure, MFA or
-    not), IAM changes made to it (policies, access keys, password, MFA), and every event on the
-    given resources (e.g. earlier stops or terminations of these instances), by event name.
+    its calls before the alert, leaving out those of the ``lead_up_hours`` just before it: the
+    event's own lead-up, counted apart in ``lead_up``), whether the alert's event falls outside
+    them, its source addresses, user agents, regions and event names with counts and first/last
+    seen (and whether each was seen before the alert), its console sign-ins (success or failure,
+    MFA or not), IAM changes made to it (policies, access keys, password, MFA), and every event
+    on the given resources (e.g. earlier stops or terminations of these instances), by event
+    name.
 
     Events come from the sources in ``RIPOSTE_CLOUDTRAIL_SOURCES`` (or ``sources``), merged
     and counted once by eventID: ``lookup_events`` (CloudTrail's event history, 2 requests/s
@@ -116,14 +127,7 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
     permissions = ("cloudtrail:LookupEvents", "s3:ListBucket", "s3:GetObject")
 
     def run(self, ctx: ActionContext, params: PrincipalHistoryInput) -> dict[str, Any]:
-        sources = params.sources or ctx.settings.cloudtrail_sources
-        unknown = sorted(set(sources) - set(SOURCES))
-        if unknown or not sources:
-            raise ActionError(
-                "InvalidSources",
-                f"unknown CloudTrail sources {unknown} (known: {', '.join(SOURCES)})",
-                retryable=False,
-            )
+        sources = chosen_sources(ctx, params.sources)
         history = _History(ctx, params)
         reports: dict[str, Any] = {}
         records: list[Record] = []
@@ -132,7 +136,7 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
             "s3": history.s3,
             "ingested": history.ingested,
         }
-        for source in dict.fromkeys(sources):
+        for source in sources:
             found, reports[source] = readers[source]()
             records.extend(found)
         summary = summarize(
@@ -143,6 +147,7 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
             alert_time=history.alert_time,
             resource_ids=history.resource_ids,
             coverage=params.coverage,
+            lead_up=timedelta(hours=params.lead_up_hours),
         )
         return {
             "principal": history.principal.describe(),
@@ -183,11 +188,9 @@ class _History:
 
     def lookup_events(self) -> tuple[list[Record], dict[str, Any]]:
         """Query LookupEvents: the principal's calls, changes to it, events on the resources."""
-        account = self.account or self.ctx.aws.own_account()
-        report = LookupReport()
         principal_regions = self._with_global(self.params.regions or [self.region])
         iam_region = global_region(self.region)
-        queries: list[tuple[str, str, str]] = []  # region, attribute, value
+        queries: list[Query] = []
         username, key_id = self.principal.lookup_username, self.principal.access_key_id
         for region in principal_regions:
             if username:
@@ -197,29 +200,10 @@ class _History:
         if self.principal.name and self.principal.type != "Root":
             queries.append((iam_region, "ResourceName", self.principal.name))
         queries += [(self.region, "ResourceName", rid) for rid in self.resource_ids]
-        for region, attribute, value in queries:
-            if report.truncated:
-                break
-            lookup_events(
-                self.ctx.aws.client("cloudtrail", account=self.account, region=region),
-                attribute=attribute,
-                value=value,
-                start=self.start,
-                end=self.end,
-                limiter=LIMITER,
-                key=(account, region),
-                cancelled=self.ctx.cancelled,
-                report=report,
-                max_events=self.params.max_events,
-            )
-        kept = unique_records(r for r in report.records if self.keep(r))
-        described: dict[str, Any] = {
-            "events": len(kept),
-            "calls": report.calls,
-            "waited_seconds": round(report.waited_seconds, 3),
-            "truncated": report.truncated,
-            "queries": report.queries,
-        }
+        kept, described = read_lookup_events(
+            self.ctx, account=self.account, queries=queries, start=self.start, end=self.end,
+            keep=self.keep, limiter=LIMITER, max_events=self.params.max_events,
+        )
         if not username and not key_id:
             described["note"] = (
                 "LookupEvents cannot select every session of a role: its calls need the s3 or "
@@ -229,72 +213,18 @@ class _History:
 
     def s3(self) -> tuple[list[Record], dict[str, Any]]:
         """Read the trail's log files for the window's days."""
-        settings = self.ctx.settings
-        if not settings.cloudtrail_bucket:
-            raise ActionError(
-                "SourceUnavailable",
-                "the s3 CloudTrail source needs RIPOSTE_CLOUDTRAIL_BUCKET (the trail's bucket)",
-                retryable=False,
-            )
-        account = self.account or self.ctx.aws.own_account()
-        client = self.ctx.aws.client(
-            "s3", account=settings.cloudtrail_bucket_account or self.account
+        regions = self._with_global(self.params.regions) if self.params.regions else None
+        return read_trail_bucket(
+            self.ctx, account=self.account, regions=regions, start=self.start, end=self.end,
+            keep=self.keep, max_events=self.params.max_events,
         )
-        base = logs_prefix(settings.cloudtrail_bucket_prefix, account)
-        if self.params.regions:
-            regions = self._with_global(self.params.regions)
-        else:
-            regions = regions_with_logs(client, bucket=settings.cloudtrail_bucket, base=base)
-        report = S3Report()
-        read_log_files(
-            client,
-            bucket=settings.cloudtrail_bucket,
-            base=base,
-            regions=regions,
-            start=self.start,
-            end=self.end,
-            keep=self.keep,
-            cancelled=self.ctx.cancelled,
-            report=report,
-            max_events=self.params.max_events,
-        )
-        return report.records, {
-            "events": len(report.records),
-            "bucket": settings.cloudtrail_bucket,
-            "prefix": base,
-            "regions": report.regions,
-            "files_listed": report.files_listed,
-            "files_read": report.files_read,
-            "unreadable_files": report.unreadable_files,
-            "truncated": report.truncated,
-        }
 
     def ingested(self) -> tuple[list[Record], dict[str, Any]]:
         """Read the CloudTrail events Riposte ingested, through the run's database access."""
-        sessions = self.ctx.run_env.sessions
-        if sessions is None:
-            raise ActionError(
-                "SourceUnavailable",
-                "the ingested CloudTrail source reads Riposte's database, and this run was "
-                "given no access to it (RunEnv.sessions is not set)",
-                retryable=False,
-            )
-        report = IngestedReport()
-        with sessions() as session:
-            ingested_records(
-                session=session,
-                account=self.account,
-                start=self.start,
-                end=self.end,
-                keep=self.keep,
-                report=report,
-                max_events=self.params.max_events,
-            )
-        return report.records, {
-            "events": len(report.records),
-            "alerts_read": report.alerts_read,
-            "truncated": report.truncated,
-        }
+        return read_ingested(
+            self.ctx, account=self.account, start=self.start, end=self.end, keep=self.keep,
+            max_events=self.params.max_events,
+        )
 
 
 def alert_event_time(alert: Mapping[str, Any]) -> datetime | None:

@@ -2,9 +2,13 @@
 
 **Baseline.** The principal's own calls *before* the alert's event time are its baseline: the
 activity by hour and the working hours are computed from them only, so the alert's event is
-judged against what came before it, never against itself. The address, user-agent and region
-tallies count every call of the principal in the window, and say of each value whether it was
-seen before the alert (a new address is one that was not).
+judged against what came before it, never against itself. Nor against its own lead-up: the
+calls of the ``lead_up`` (default one hour) just before the event — an intruder signing in and
+looking around minutes before the terminations — are left out of the baseline, or a night
+attack would find "precedent" at its own hour in its own sign-ins. They are counted in
+``lead_up`` (how many, from when, by hour of the day) so a reader sees what was left out. The
+address, user-agent and region tallies count every call of the principal in the window, and say
+of each value whether it was seen before the alert (a new address is one that was not).
 
 **Working hours.** Each hour of a day in which the principal made at least one call counts
 once (an *active hour*): one burst — a script, or an intruder's session — weighs as one hour of
@@ -22,7 +26,7 @@ import math
 from collections import Counter
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from actions.aws.cloudtrail_records import (
@@ -38,6 +42,8 @@ from actions.aws.cloudtrail_records import (
 )
 
 DEFAULT_COVERAGE = 0.9
+# The calls this shortly before the judged event are its lead-up, not the principal's baseline.
+LEAD_UP = timedelta(hours=1)
 TOP = 50  # longest list of values (addresses, agents, …) an output carries
 RECENT = 20  # events listed per resource
 LISTED = 100  # sign-ins and changes listed, newest first
@@ -276,6 +282,7 @@ def summarize(
     alert_time: datetime | None,
     resource_ids: Sequence[str] = (),
     coverage: float = DEFAULT_COVERAGE,
+    lead_up: timedelta = LEAD_UP,
 ) -> dict[str, Any]:
     """Summarize the records of ``[start, end]`` for a principal and resources (see module doc)."""
     events = []
@@ -288,7 +295,13 @@ def summarize(
             events.append(Event(moment, record))
     events.sort(key=lambda e: e.time)
     own = [e for e in events if principal.acted(e.record)]
-    baseline = [e for e in own if alert_time is None or e.time < alert_time]
+    lead_up_start = None if alert_time is None else alert_time - lead_up
+    baseline = [e for e in own if lead_up_start is None or e.time < lead_up_start]
+    leading = [
+        e for e in own
+        if lead_up_start is not None and alert_time is not None
+        and lead_up_start <= e.time < alert_time
+    ]
     histogram = hour_histogram(e.time for e in baseline)
     active = active_hours(e.time for e in baseline)
     window = working_hours(active, coverage)
@@ -311,6 +324,14 @@ def summarize(
         "active_days_by_hour": active,
         "working_hours": window.describe(histogram) if window else None,
         "alert_event": judged,
+        "lead_up": None if lead_up_start is None else {
+            "start": iso(lead_up_start),
+            "end": iso(alert_time),
+            "events": len(leading),
+            "by_hour": {
+                str(hour): n for hour, n in enumerate(hour_histogram(e.time for e in leading)) if n
+            },
+        },
         "source_ips": tally(own, lambda e: e.source_ip, before=alert_time),
         "user_agents": tally(own, lambda e: e.user_agent, before=alert_time),
         "regions": tally(own, lambda e: e.region, before=alert_time),

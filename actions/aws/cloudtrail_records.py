@@ -90,6 +90,13 @@ def event_time(record: Record) -> datetime | None:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def utc(moment: datetime | None) -> datetime | None:
+    """A time in UTC; a naive one is taken as UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def iso(moment: datetime | None) -> str | None:
     """Write a UTC time as CloudTrail does: ``2020-11-06T03:21:39Z``."""
     if moment is None:

@@ -4,7 +4,8 @@
    stops sessions the user already holds (``GetSessionToken`` credentials, console sessions),
    which deactivating keys does not. A user at the managed-policy quota (AWS answers
    ``LimitExceeded``) gets the same deny as the inline policy ``riposte-deny-all`` instead.
-2. Deactivate every active access key (never delete: undo can turn a key back on).
+2. Deactivate every active access key (never delete: undo can turn a key back on), unless
+   ``access_keys: keep`` leaves them to a later ``aws.iam.revoke_access_keys`` step.
 3. Delete the console password, unless ``console: keep``. AWS keeps no copy: undo cannot bring
    it back, the user needs a new one.
 4. Tag the user ``riposte:disabled-by-run=<run id>``, only when this step changed something, so
@@ -63,6 +64,11 @@ class DisableUserInput(AwsInput):
     )
     console: Literal["delete", "keep"] = Field(
         default="delete", description="delete: remove the console password; keep: leave it."
+    )
+    access_keys: Literal["deactivate", "keep"] = Field(
+        default="deactivate",
+        description="deactivate: turn every active key off; keep: leave them (e.g. to a later "
+        "aws.iam.revoke_access_keys step, which records each key's previous status).",
     )
 
 
@@ -204,7 +210,7 @@ class DisableUser(ReversibleIamAction[DisableUserInput]):
         self, ctx: ActionContext, state: UserState, params: DisableUserInput
     ) -> list[PlannedCall]:
         """Keys, console password, then the tag: only when this step changes something."""
-        calls = deactivations(state.name, state.keys)
+        calls = deactivations(state.name, state.keys) if params.access_keys == "deactivate" else []
         if params.console == "delete" and state.has_password:
             calls.append(_user_call(state.name, "DeleteLoginProfile"))
         changing = bool(calls) or not state.denied
@@ -221,6 +227,8 @@ class DisableUser(ReversibleIamAction[DisableUserInput]):
             for key in state.keys
             if key["Status"] != "Active"
         ]
+        if params.access_keys == "keep" and len(already) < len(state.keys):
+            already.append("the active access keys were left as they are (access_keys: keep)")
         if state.denied:
             already.insert(0, "a deny-all policy was already in place")
         if not state.has_password:

@@ -23,6 +23,13 @@ class AssessInput(ActionInput):
         description="Every alert of the run (`{{ alerts }}`), for a threshold or correlated "
         "run; default: the run's alert only.",
     )
+    events: list[dict[str, Any]] | None = Field(
+        default=None,
+        max_length=1000,
+        description="CloudTrail events found for the alert, shaped like alerts (the `events` "
+        "of a caller of aws.cloudtrail.find_callers): the calls an alarm counted. They are "
+        "the triggering events, and their principal is judged when the alert names none.",
+    )
     history: dict[str, Any] | None = Field(
         default=None, description="The output of aws.cloudtrail.principal_history."
     )
@@ -49,7 +56,8 @@ class Assess(Action[AssessInput]):
     """Answer the analyst's questions about the alert from the enrichment outputs, with evidence.
 
     Extracts the artifacts of the triggering events (time, name, source IP, user, account,
-    instances, state changes) and answers each question AWS data can answer as a finding —
+    instances, state changes; a CloudWatch alarm as an alarm, with the calls it counted given
+    as ``events``) and answers each question AWS data can answer as a finding —
     question, answer, evidence, confidence, and ``signal`` (unusual, notable, normal) — such as
     whether the event is off-hours for the principal, where its address is compared with the
     principal's usual countries, failed sign-ins and MFA, recent changes to the principal, and
@@ -78,7 +86,7 @@ class Assess(Action[AssessInput]):
             account: entry.model_dump() for account, entry in ctx.settings.accounts.items()
         }
         sources = Sources(
-            artifacts=extract(ctx.alert, params.alerts or []),
+            artifacts=extract(ctx.alert, params.alerts or [], params.events or []),
             history=params.history,
             principal=params.principal,
             instances=params.instances,

@@ -1,4 +1,7 @@
-"""The questions about the event itself: its time, its name, its source address and client."""
+"""The questions about the event itself: what it was, its name, its source address and client.
+
+Its time of day is judged in ``hours``.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +11,6 @@ from typing import Any
 from actions.investigation.artifacts import DESTRUCTIVE_EVENTS, SHUTDOWN_EVENTS
 from actions.investigation.catalogue import (
     Assessment,
-    Confidence,
     count,
     mapping,
     parse_time,
@@ -18,19 +20,21 @@ from actions.investigation.catalogue import (
     stamp,
 )
 from actions.investigation.sources import Sources, days_text
+from actions.investigation.wording import alarm_words
 
-# Fewer active hours than this is too little history to call an hour unusual with confidence.
-ENOUGH_ACTIVE_HOURS = 20
-SOME_ACTIVE_HOURS = 5
 # An address or client first seen this shortly before the event is new, even if "seen before".
 NEW_WITHIN = timedelta(hours=24)
 LISTED_ROWS = 50  # the history lists at most this many addresses / clients
 
 
 def what_happened(found: Assessment, src: Sources) -> None:
-    """The event in one answer: who did what to how many instances, when, from where."""
+    """The event in one answer: who did what to how many instances, when, from where.
+
+    A CloudWatch alarm is said as an alarm (its name, state, metric and threshold), never as a
+    call; the calls it counted are the events when the playbook found them in CloudTrail.
+    """
     art = src.artifacts
-    if not art.events:
+    if not art.events and not art.alarms:
         found.unanswered("event.what_happened", "the run's alerts carry no event")
         return
     production = [i for i in art.instance_ids if i in _production(src)]
@@ -42,7 +46,9 @@ def what_happened(found: Assessment, src: Sources) -> None:
         "region": art.region,
         "event_names": art.event_names,
         "events": len(art.events),
+        "events_found_in_cloudtrail": art.found_events,
         "alert_sources": art.sources,
+        "alarms": [alarm.as_dict() for alarm in art.alarms[:5]],
         "titles": list(dict.fromkeys(e.title for e in art.events if e.title))[:5],
         "first_event_time": stamp(art.first_time),
         "last_event_time": stamp(art.last_time),
@@ -52,6 +58,11 @@ def what_happened(found: Assessment, src: Sources) -> None:
     }
     if src.instances is not None:
         evidence["production_instances"] = len(production)
+    said = [alarm_words(alarm.as_dict()) for alarm in art.alarms[:3]]
+    if not art.events:
+        said.append("an alarm names no caller, and no call it counted was given")
+        found.found("event.what_happened", _sentence(said), evidence, "high")
+        return
     names = ", ".join(
         f"{plural(n, name + ' call')}" for name, n in art.event_names.items()
     ) or "events"
@@ -68,102 +79,15 @@ def what_happened(found: Assessment, src: Sources) -> None:
         answer += f", from {', '.join(art.source_ips)}"
     if art.account:
         answer += f", in account {art.account}"
-    found.found("event.what_happened", answer + ".", evidence, "high")
+    if art.found_events:
+        answer = "CloudTrail shows " + answer
+    said.append(answer)
+    found.found("event.what_happened", _sentence(said), evidence, "high")
 
 
-def off_hours(found: Assessment, src: Sources) -> None:
-    """Whether the event falls outside the principal's usual hours over the window before it."""
-    if src.history is None:
-        found.unanswered("event_time.off_hours", src.no_history())
-        return
-    moment = src.event_time
-    if moment is None:
-        found.unanswered("event_time.off_hours", "the triggering events carry no event time")
-        return
-    hours = mapping(src.history.get("working_hours"))
-    days = days_text(src.window_days)
-    base: dict[str, Any] = {
-        "event_time": stamp(moment),
-        "hour": moment.hour,
-        "window_days": src.window_days,
-        "window_start": stamp(src.window_start),
-    }
-    start, end = count(hours.get("start_hour")), count(hours.get("end_hour"))
-    length = count(hours.get("hours"))
-    if start is None or end is None or length is None:
-        events = count(src.history.get("principal_events")) or 0
-        found.found(
-            "event_time.off_hours",
-            f"{src.artifacts.name or 'The principal'} made no calls in the {days} before the "
-            f"event: there are no usual hours to compare {shown_time(moment)} with.",
-            {**base, "usual_window": None, "based_on_events": events},
-            "low",
-            "notable",
-        )
-        return
-    active = count(hours.get("based_on_active_hours")) or 0
-    events = count(hours.get("based_on_events")) or 0
-    outside = (moment.hour - start) % 24 >= length
-    confidence: Confidence = (
-        "high" if active >= ENOUGH_ACTIVE_HOURS else "medium" if active >= SOME_ACTIVE_HOURS
-        else "low"
-    )
-    window = f"{start:02d}:00 and {end:02d}:00 UTC" if length < 24 else "all day"
-    verdict = "outside" if outside else "inside"
-    answer = f"{'Yes' if outside else 'No'}: {shown_time(moment)} is {verdict}"
-    found.found(
-        "event_time.off_hours",
-        f"{answer} the usual working hours of {src.artifacts.name or 'the principal'} "
-        f"(between {window}), drawn from {plural(events, 'event')} over {active} active hours "
-        f"in the {days} before it.",
-        {
-            **base,
-            "usual_window": hours.get("label"),
-            "usual_start_hour": start,
-            "usual_end_hour": end,
-            "usual_hours": length,
-            "based_on_events": events,
-            "based_on_active_hours": active,
-            "outside": outside,
-            "judged": verdict,
-        },
-        confidence,
-        ("unusual" if active >= SOME_ACTIVE_HOURS else "notable") if outside else "normal",
-    )
-
-
-def seen_at_this_hour(found: Assessment, src: Sources) -> None:
-    """How many of the principal's earlier calls fell in the event's hour of the day."""
-    if src.history is None:
-        found.unanswered("event_time.seen_at_this_hour", src.no_history())
-        return
-    moment = src.event_time
-    by_hour = src.history.get("activity_by_hour")
-    if moment is None or not isinstance(by_hour, list) or len(by_hour) != 24:
-        found.unanswered(
-            "event_time.seen_at_this_hour", "the history has no activity by hour of the day"
-        )
-        return
-    at_hour = count(by_hour[moment.hour]) or 0
-    total = sum(count(n) or 0 for n in by_hour)
-    by_day = src.history.get("active_days_by_hour")
-    active_days = count(by_day[moment.hour]) if isinstance(by_day, list) and len(by_day) == 24 \
-        else None
-    days = days_text(src.window_days)
-    span = f"between {moment.hour:02d}:00 and {(moment.hour + 1) % 24:02d}:00 UTC"
-    if at_hour == 0:
-        answer = f"No: none of its {plural(total, 'call')} in the {days} before was {span}."
-    else:
-        on_days = f" on {plural(active_days, 'day')}" if active_days is not None else ""
-        answer = (f"Yes: {at_hour} of its {plural(total, 'call')} in the {days} before were "
-                  f"{span}{on_days} (the hours just before the event count too).")
-    found.found(
-        "event_time.seen_at_this_hour",
-        answer,
-        {"hour": moment.hour, "events_at_this_hour": at_hour, "active_days_at_this_hour":
-         active_days, "based_on_events": total, "window_days": src.window_days},
-        "medium" if total else "low",
-    )
+def _sentence(parts: list[str]) -> str:
+    joined = "; ".join(parts)
+    return joined[:1].upper() + joined[1:] + "."
 
 
 def terminated_or_stopped(found: Assessment, src: Sources) -> None:

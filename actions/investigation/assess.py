@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from actions.investigation import activity, identity, instances, location
+from actions.investigation import activity, hours, identity, instances, location
 from actions.investigation.artifacts import DESTRUCTIVE_EVENTS
 from actions.investigation.catalogue import Assessment
 from actions.investigation.sources import Sources
@@ -25,8 +25,8 @@ from actions.investigation.sources import Sources
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 QUESTION_ORDER = (
     activity.what_happened,
-    activity.off_hours,
-    activity.seen_at_this_hour,
+    hours.off_hours,
+    hours.seen_at_this_hour,
     activity.terminated_or_stopped,
     activity.cadence,
     activity.address_first_seen,
@@ -93,8 +93,9 @@ def verdict(found: Assessment, src: Sources) -> dict[str, Any]:
     destructive = any(name in DESTRUCTIVE_EVENTS for name in artifacts.event_names)
     score = int(destructive) + len(reasons) + int(not baseline) + int(bool(reasons and notable))
     # Never below what the alert's source said (GuardDuty rates its findings; CloudTrail not).
-    rated = [SEVERITIES.index(e.severity_label) for e in artifacts.events
-             if e.severity_label in SEVERITIES]
+    labels = [*(e.severity_label for e in artifacts.events),
+              *(a.severity_label for a in artifacts.alarms)]
+    rated = [SEVERITIES.index(label) for label in labels if label in SEVERITIES]
     score = max([score, *rated])
     return {
         "unusual": bool(reasons) or not baseline,

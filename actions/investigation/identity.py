@@ -245,8 +245,9 @@ def mfa(found: Assessment, src: Sources) -> None:
         with_mfa = evidence["events_with_mfa"]
         share = ("none" if with_mfa == 0 else "all" if with_mfa == len(flags)
                  else f"{with_mfa}")
+        verb = "was" if share == "none" or len(flags) == 1 else "were"
         parts.append(
-            f"{share} of the {plural(len(flags), 'event')} whose record says were made in an "
+            f"by their records, {share} of the {plural(len(flags), 'event')} {verb} made in an "
             "MFA-authenticated session"
         )
     if last is not None:

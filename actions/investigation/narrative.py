@@ -17,6 +17,7 @@ from actions.investigation.recommendation import recommend
 from actions.investigation.wording import (
     Findings,
     Text,
+    alarm_words,
     clock,
     day,
     listing,
@@ -83,6 +84,13 @@ def _what_happened(known: Findings) -> Text:
     if known.get("event.what_happened") is None:
         return text
     ids = ["event.what_happened"]
+    alarms = rows(what.get("alarms"))
+    for alarm in alarms[:2]:
+        text.say(alarm_words(alarm) + ".", ids)
+    if alarms and not number(what.get("events")):
+        text.say("An alarm names no caller: who made the calls it counted is not known from it.",
+                 ids)
+        return text
     first, last = what.get("first_event_time"), what.get("last_event_time")
     when = moment_text(first)
     if when and last and last != first and clock(last):
@@ -94,7 +102,9 @@ def _what_happened(known: Findings) -> Text:
     opening = f"On {when}, " if when else ""
     sources = list(mapping(what.get("alert_sources")))
     reporter = SOURCE_NAMES.get(sources[0], "an alert") if len(sources) == 1 else "alerts"
-    if sources and sources[0] in FINDING_SOURCES and len(sources) == 1:
+    if number(what.get("events_found_in_cloudtrail")):
+        sentence = f"{opening}CloudTrail recorded {known.who()} {deed}"
+    elif sources and sources[0] in FINDING_SOURCES and len(sources) == 1:
         titles = texts(what.get("titles"))
         about = f" ({titles[0]})" if titles else ""
         sentence = f"{opening}{reporter} reported a finding{about} about {known.who()}"

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from actions.investigation.catalogue import clean, count, mapping, parse_time, rows
 
+# How an alarm's ComparisonOperator reads before its threshold.
+COMPARISON_WORDS = {
+    "GreaterThanOrEqualToThreshold": "alarming at or above",
+    "GreaterThanThreshold": "alarming above",
+    "LessThanThreshold": "alarming below",
+    "LessThanOrEqualToThreshold": "alarming at or below",
+}
 KIND_WORDS = {
     "user": "the user",
     "role": "the role",
@@ -123,3 +130,22 @@ def listing(values: Iterable[object]) -> str:
         return "".join(shown)
     return f"{', '.join(shown[:-1])} and {shown[-1]}"
 
+
+
+def alarm_words(alarm: Mapping[str, Any]) -> str:
+    """``the CloudWatch alarm X went into ALARM on … (metric M, alarming at or above 20)``.
+
+    From an alarm as the artifacts list it (name, state, time, metrics, threshold, comparison).
+    """
+    said = f"the CloudWatch alarm {clean(alarm.get('name')) or '(unnamed)'}"
+    state = clean(alarm.get("state"))
+    said += f" went into {state}" if state else " changed state"
+    when = moment_text(alarm.get("time"))
+    said += f" on {when}" if when else ""
+    measure = [f"metric {listing(texts(alarm.get('metrics')))}"] if texts(alarm.get("metrics")) \
+        else []
+    threshold = alarm.get("threshold")
+    if isinstance(threshold, int | float) and not isinstance(threshold, bool):
+        bound = COMPARISON_WORDS.get(clean(alarm.get("comparison")), "threshold")
+        measure.append(f"{bound} {threshold:g}")
+    return said + (f" ({', '.join(measure)})" if measure else "")

@@ -10,7 +10,9 @@ Severity of an alarm is its new state (a label alone is its band's floor):
 - source ``cloudwatch``, kind ``alarm``, type and event_name the alarm name, event_time the
   state change's;
 - metric, metric math, anomaly detection and composite alarms all normalize the same way; the
-  metric names / expressions or the composite ``AlarmRule`` go to ``details.extra``;
+  metric names / expressions or the composite ``AlarmRule`` go to ``details.extra``, and so do
+  the ``threshold`` and ``comparison`` (ComparisonOperator) an SNS notification carries (an
+  EventBridge state change carries neither);
 - resources: the alarm (``AwsCloudWatchAlarm``, from its ARN) and every EC2 instance named in an
   ``InstanceId`` dimension;
 - region: the alarm ARN's region; the SNS message's ``Region`` is a display name
@@ -28,6 +30,7 @@ from engine.normalize.payload import (
     arn_parts,
     build_alert,
     new_details,
+    number,
     obj,
     objects,
     resource_from_arn,
@@ -117,6 +120,8 @@ def normalize_sns_alarm(
         ],
         alarm_rule=text(message.get("AlarmRule")),
         region_name=text(message.get("Region")),
+        threshold=number(trigger.get("Threshold")),
+        comparison=text(trigger.get("ComparisonOperator")),
     )
     return _alarm(
         name=text(message.get("AlarmName")),

@@ -133,7 +133,8 @@ class ThresholdEvent(Base):
     group_key: Mapped[str] = mapped_column(String(64))
     alert_id: Mapped[str] = mapped_column(ForeignKey("alerts.id"), index=True)
     unit: Mapped[str] = mapped_column(Text)
-    event_time: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Indexed alone for pruning, which looks for the oldest rows of every group at once.
+    event_time: Mapped[datetime] = mapped_column(UTCDateTime, index=True)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id"))
 
 

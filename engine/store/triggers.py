@@ -9,6 +9,9 @@
 
 Each group is decided by one transaction at a time: PostgreSQL serialises them on an advisory
 lock per playbook and group; SQLite has a single writer already.
+
+Counted events are kept only while a window may still need them: the workers' housekeeping
+deletes older ones in batches (``prune_threshold_events``).
 """
 
 from __future__ import annotations
@@ -18,15 +21,16 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import select, text, update
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor
 from engine.alerts import NormalizedAlert, ProductionCheck, trigger_matches
 from engine.playbooks import LoadedPlaybook
 from engine.spec import Correlate, Trigger
-from engine.store.models import Run, ThresholdEvent
+from engine.store.models import Alert, Run, ThresholdEvent
 from engine.store.runs import join_run, queue_run
+from engine.store.types import utcnow
 from engine.triggers import (
     Counted,
     Window,
@@ -39,6 +43,17 @@ from engine.triggers import (
 # pg_advisory_xact_lock(int, int): its own key space, apart from the audit chain's bigint key.
 _GROUP_LOCK_SPACE = 0x52495054
 _LOCK_GROUP = text("SELECT pg_advisory_xact_lock(:space, :key)")
+
+# The longest threshold window (engine.spec.Window): no counted event is read for another
+# further apart in event time.
+LONGEST_WINDOW = timedelta(days=30)
+# How late an event may arrive after its event time, and how long events received together go
+# on counting against each other whatever their event times, before pruning can matter.
+LATE_MARGIN = timedelta(days=1)
+# Counted events deleted by one statement (a short transaction, whatever the backlog), and at
+# most so many statements per housekeeping pass (a worker's loop is not held up for long).
+PRUNE_BATCH = 2_000
+PRUNE_BATCHES_PER_PASS = 5
 
 
 @dataclass
@@ -209,3 +224,63 @@ def _lock_group(session: Session, playbook: str, key: str) -> None:
     connection.execute(
         _LOCK_GROUP, {"space": _GROUP_LOCK_SPACE, "key": int.from_bytes(digest[:4], signed=True)}
     )
+
+
+def prune_threshold_events(
+    *, session: Session, now: datetime | None = None, batch: int = PRUNE_BATCH
+) -> int:
+    """Delete up to ``batch`` counted events no window can need any more; return how many.
+
+    A counted event goes once its event time is more than ``LONGEST_WINDOW + LATE_MARGIN``
+    before ``now`` (default: the present) **and** its alert was received more than
+    ``LATE_MARGIN`` before ``now``. Why that changes no trigger's outcome:
+
+    - A counted event is read only by ``_count``, for a new event of its group at most
+      ``within`` (30 days at most) away in event time, and only while it waits (``run_id`` is
+      null): an event counted by a firing is never read again.
+    - So an event arriving at most ``LATE_MARGIN`` after its event time (CloudTrail delivers in
+      minutes) reads no row older than ``now - LONGEST_WINDOW - LATE_MARGIN``: none deleted.
+    - Events received within ``LATE_MARGIN`` of each other count against each other whatever
+      their event times: a backlog or a replay of old records (the seed demo, the tests) counts
+      as it would without pruning.
+    - Whether a window fired is not in these rows: it is the run's ``trigger_key`` and window,
+      and runs are never deleted. ``_count`` looks for that run first, so a later event inside
+      a fired window joins its run however many of the window's rows are gone: pruning never
+      lets a window fire twice.
+
+    What can change: an event received more than ``(LONGEST_WINDOW - within) + LATE_MARGIN``
+    after its event time (a month for a five-minute window, a day for a 30-day one) counts only
+    the events of its window still kept: those received within ``LATE_MARGIN`` before it and
+    those less than 31 days old. Its burst may then start a run on a later event, or none; the
+    alerts are still stored and listed, only not counted. What it misses happened more than a
+    month ago: history to investigate, not an attack to contain now on today's resources.
+
+    Events with a future event time stay until it is that far past. On PostgreSQL the rows are
+    taken ``FOR UPDATE SKIP LOCKED``: workers pruning at once split them, and none waits for
+    another or for an ingest marking rows of a firing; SQLite has one writer.
+    """
+    now = now or utcnow()
+    expired = (
+        select(ThresholdEvent.id)
+        .join(Alert, Alert.id == ThresholdEvent.alert_id)
+        .where(
+            ThresholdEvent.event_time < now - LONGEST_WINDOW - LATE_MARGIN,
+            Alert.first_seen < now - LATE_MARGIN,
+        )
+        # Oldest first, along the event time index: a scan of the expired rows only.
+        .order_by(ThresholdEvent.event_time)
+        .limit(batch)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        expired = expired.with_for_update(of=ThresholdEvent, skip_locked=True)
+    # Two statements, not DELETE … IN (SELECT …): PostgreSQL would scan the whole table for the
+    # ids; given them, it takes each by its primary key. The rows are locked (SQLite: the
+    # database is) until the transaction ends.
+    ids = session.execute(expired).scalars().all()
+    if ids:
+        session.execute(
+            delete(ThresholdEvent)
+            .where(ThresholdEvent.id.in_(ids))
+            .execution_options(synchronize_session=False)
+        )
+    return len(ids)

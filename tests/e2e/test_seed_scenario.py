@@ -101,6 +101,22 @@ class Scene:
         assert response.status_code == 200, response.text
         return response.json()
 
+    def rehearse(self, alert_id: str, playbook: str) -> dict[str, Any]:
+        """Run ``playbook`` on the alert in dry-run; another responder approves it; return it."""
+        started = self.client.post(
+            "/v1/runs", headers=self.tokens.as_responder,
+            json={"alert_id": alert_id, "playbook": playbook, "mode": "dry_run"},
+        )
+        assert started.status_code == 201, started.text
+        dry_id = started.json()["id"]
+        dry = self.run(dry_id, "waiting_approval", "failed", "succeeded")
+        assert dry["status"] == "waiting_approval", dry
+        [rehearsed] = dry["approvals"]
+        self.approve(self.get(f"/v1/approvals/{rehearsed['id']}"), self.tokens.as_other_responder)
+        dry = self.run(dry_id, "succeeded", "failed", "rejected")
+        assert dry["status"] == "succeeded" and dry["mode"] == "dry_run", dry
+        return dry
+
     def approve(self, request: dict[str, Any], headers: dict[str, str]) -> None:
         response = self.client.post(
             f"/v1/approvals/{request['id']}/decision", headers=headers,
@@ -236,27 +252,22 @@ def test_the_attack_is_narrated_rehearsed_without_a_change_then_contained_once_a
         assert request["step_id"] == "disable-user"
         assert request["plan"]["briefing"]["narrative"] == run["narrative"]
         operations = sorted(c["operation"] for c in request["plan"]["calls"][0])
-        assert operations == ["AttachUserPolicy", "DeleteLoginProfile", "TagUser",
-                              "UpdateAccessKey", "UpdateAccessKey"]
+        assert operations == ["AttachUserPolicy", "DeleteLoginProfile", "TagUser"]
+        # The one approval covers the key revocation and the relaunch: their calls are shown.
+        covered = {sub["step"]: [c["operation"] for c in sub["calls"][0]]
+                   for sub in request["plan"]["covers"]}
+        assert covered["revoke-keys"] == ["UpdateAccessKey"] * 2
+        production = len(scene.account.fleet.production)  # named by both calls of the burst
+        assert covered["relaunch"].count("RunInstances") == production
+        assert covered["relaunch"].count("RegisterImage") == 2
         assert user_state(aws) == INTACT  # nothing is contained before the decision
 
         # A responder rehearses the response on the alert that completed the count; another
         # approves the rehearsal's containment: it is planned, never made.
         images = own_images(aws)
-        started = scene.client.post(
-            "/v1/runs", headers=tokens.as_responder,
-            json={"alert_id": run["alert_id"], "playbook": PLAYBOOK, "mode": "dry_run"},
-        )
-        assert started.status_code == 201, started.text
-        dry_id = started.json()["id"]
-        dry = scene.run(dry_id, "waiting_approval", "failed", "succeeded")
-        assert dry["status"] == "waiting_approval", dry
-        [rehearsed] = dry["approvals"]
-        scene.approve(scene.get(f"/v1/approvals/{rehearsed['id']}"), tokens.as_other_responder)
-        dry = scene.run(dry_id, "succeeded", "failed", "rejected")
-        assert dry["status"] == "succeeded" and dry["mode"] == "dry_run", dry
+        dry = scene.rehearse(run["alert_id"], PLAYBOOK)
         disable = [c["operation"] for c in planned(dry, "disable-user")]
-        assert disable[0] == "AttachUserPolicy" and "DeleteLoginProfile" in disable
+        assert disable == ["AttachUserPolicy", "DeleteLoginProfile", "TagUser"]
         assert [c["operation"] for c in planned(dry, "revoke-keys")] == ["UpdateAccessKey"] * 2
         # That call named twenty production instances, two of them to be rebuilt from
         # snapshots (an image registered first).
@@ -278,6 +289,8 @@ def test_the_attack_is_narrated_rehearsed_without_a_change_then_contained_once_a
 
     assert user_state(aws) == {"denied": True, "keys": ["Inactive", "Inactive"],
                                "password": False}
+    revoked = finished(run, "revoke-keys")["output"]
+    assert sorted(revoked["deactivated"]) == sorted(scene.account.access_keys)
     fleet = scene.account.fleet
     relaunched = replacements(aws)
     assert sorted(relaunched) == sorted(fleet.production)  # staging ones are not relaunched
@@ -385,8 +398,12 @@ def test_a_guardduty_finding_on_a_key_revokes_the_key_and_its_sessions_once_appr
         [pending] = run["approvals"]
         request = scene.get(f"/v1/approvals/{pending['id']}")
         assert request["step_id"] == "revoke-user-sessions"
-        planned_keys = {c["params"].get("AccessKeyId") for c in request["plan"]["calls"][0]}
-        assert set(account.access_keys) <= planned_keys
+        assert [c["operation"] for c in request["plan"]["calls"][0]] == [
+            "AttachUserPolicy", "TagUser"]  # the console password is kept
+        [covered] = request["plan"]["covers"]
+        assert covered["step"] == "revoke-keys"
+        assert {c["params"]["AccessKeyId"] for c in covered["calls"][0]} == set(
+            account.access_keys)
         assert user_state(aws) == INTACT
         scene.approve(request, tokens.as_other_responder)
         run = scene.run(run["id"], "succeeded", "failed", "rejected")

@@ -53,13 +53,15 @@ def _assert_seed_figures(out: dict[str, Any]) -> None:
     assert out["window"] == {"start": "2020-10-30T03:21:39Z", "end": "2020-11-06T03:21:39Z"}
     assert out["principal"]["name"] == ct.USER
     assert out["working_hours"]["label"] == "09:00-17:00 UTC"
-    assert out["working_hours"]["based_on_events"] == 66
+    # The night's ten sign-ins, 19 minutes before, are the event's lead-up, not its baseline.
+    assert out["working_hours"]["based_on_events"] == 56
     assert out["alert_event"] == {
         "time": "2020-11-06T03:21:39Z", "hour": 3, "outside_working_hours": True,
-        "based_on_events": 66,
+        "based_on_events": 56,
     }
-    assert out["activity_by_hour"] == [10 if h == 3 else 7 if 9 <= h < 17 else 0
-                                       for h in range(24)]
+    assert out["activity_by_hour"] == [7 if 9 <= h < 17 else 0 for h in range(24)]
+    assert out["lead_up"] == {"start": "2020-11-06T02:21:39Z", "end": "2020-11-06T03:21:39Z",
+                              "events": 10, "by_hour": {"3": 10}}
     assert [(ip["value"], ip["count"], ip["first_seen"]) for ip in out["source_ips"]] == [
         (ct.OFFICE_IP, 56, "2020-10-30T09:15:00Z"),
         (ct.NIGHT_IP, 11, "2020-11-06T03:02:10Z"),
@@ -132,13 +134,14 @@ class StubbedCloudTrail:
         return self.clients[region]
 
     def expect(self, region: str, attribute: str, value: str,
-               pages: list[list[dict[str, Any]]]) -> None:
+               pages: list[list[dict[str, Any]]], *, start: datetime = WEEK_START,
+               end: datetime = ct.ALERT_TIME) -> None:
         self.client("cloudtrail", region=region)
         for number, page in enumerate(pages):
             request: dict[str, Any] = {
                 "LookupAttributes": [{"AttributeKey": attribute, "AttributeValue": value}],
-                "StartTime": WEEK_START,
-                "EndTime": ct.ALERT_TIME,
+                "StartTime": start,
+                "EndTime": end,
                 "MaxResults": 50,
             }
             answer: dict[str, Any] = {"Events": [_event(r) for r in page]}
@@ -149,16 +152,23 @@ class StubbedCloudTrail:
             self.stubs[region].add_response("lookup_events", answer, request)
 
 
-@pytest.fixture
-def stubbed(aws: AwsSandbox, monkeypatch: pytest.MonkeyPatch) -> StubbedCloudTrail:
-    """A run on the seed's alert: CloudTrail clients stubbed, the rate limiter on a fake clock."""
+def stub_cloudtrail(
+    aws: AwsSandbox, monkeypatch: pytest.MonkeyPatch, module: Any, alert: dict[str, Any]
+) -> StubbedCloudTrail:
+    """A run on ``alert``: CloudTrail clients stubbed, ``module``'s rate limiter on a fake
+    clock."""
     clock = FakeClock()
-    monkeypatch.setattr(principal_history, "LIMITER",
-                        RateLimiter(2.0, clock=clock.time, sleep=clock.sleep))
-    env = aws.env(alert=_alert())
+    monkeypatch.setattr(module, "LIMITER", RateLimiter(2.0, clock=clock.time, sleep=clock.sleep))
+    env = aws.env(alert=alert)
     stubs = StubbedCloudTrail(env, clock)
     monkeypatch.setattr(env.aws, "client", stubs.client)
     return stubs
+
+
+@pytest.fixture
+def stubbed(aws: AwsSandbox, monkeypatch: pytest.MonkeyPatch) -> StubbedCloudTrail:
+    """A run on the seed's alert."""
+    return stub_cloudtrail(aws, monkeypatch, principal_history, _alert())
 
 
 def test_lookup_events_pages_every_query_within_the_rate_limit(

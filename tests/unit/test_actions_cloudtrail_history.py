@@ -88,13 +88,15 @@ def test_an_event_inside_the_working_hours_is_not_flagged() -> None:
 def test_the_seed_case_reads_sign_ins_changes_and_the_instances_past() -> None:
     out = _summary(ct.seeded_history())
 
-    # The night's sign-ins are one active hour among 57: the working hours stay the office's.
+    # The night's sign-ins, 19 minutes before the event, are its lead-up: not the baseline.
     assert out["working_hours"]["label"] == "09:00-17:00 UTC"
-    assert out["working_hours"]["based_on_events"] == 66
-    assert out["working_hours"]["based_on_active_hours"] == 57
+    assert out["working_hours"]["based_on_events"] == 56
+    assert out["working_hours"]["based_on_active_hours"] == 56
     assert out["working_hours"]["events_inside"] == 56
     assert out["alert_event"]["outside_working_hours"] is True
-    assert out["activity_by_hour"][3] == 10
+    assert out["activity_by_hour"][3] == 0
+    assert out["lead_up"] == {"start": "2020-11-06T02:21:39Z", "end": "2020-11-06T03:21:39Z",
+                              "events": 10, "by_hour": {"3": 10}}
 
     night = next(ip for ip in out["source_ips"] if ip["value"] == ct.NIGHT_IP)
     assert night == {

@@ -181,9 +181,13 @@ def test_off_hours_is_judged_against_the_usual_window_and_says_what_it_is_based_
     assert finding["evidence"]["outside"] is True
     assert finding["evidence"]["hour"] == 3
     assert finding["evidence"]["window_days"] == 7
-    # The week's 56 calls and the night's 10 sign-ins: the history before the event.
-    assert finding["evidence"]["based_on_events"] == 66
-    assert "03:21:39" in finding["answer"] and "66 events" in finding["answer"]
+    # The week's 56 calls; the night's 10 sign-ins 19 minutes before are its lead-up.
+    assert finding["evidence"]["based_on_events"] == 56
+    assert finding["evidence"]["lead_up_left_out"] == {"events": 10,
+                                                       "start": "2020-11-06T02:21:39Z"}
+    assert "03:21:39" in finding["answer"] and "56 events" in finding["answer"]
+    assert "its 10 calls from 2020-11-06 02:21:39 UTC on are the event's own lead-up" in (
+        finding["answer"])
     assert finding["signal"] == "unusual" and finding["confidence"] == "high"
 
 
@@ -384,3 +388,45 @@ def test_the_principal_kind_comes_from_iam_when_the_alert_names_none() -> None:
 
     assert (result["verdict"]["principal_kind"], result["verdict"]["principal"]) == (
         "role", "deployer")
+
+
+def test_the_events_own_lead_up_is_no_precedent_for_its_hour() -> None:
+    finding = by_id(assess(seed_sources()))["event_time.seen_at_this_hour"]
+
+    # The night's ten sign-ins, 19 minutes before the terminations, are not a precedent.
+    assert finding["answer"] == (
+        "No: none of its 56 calls in the 7 days before was between 03:00 and 04:00 UTC (its 10 "
+        "calls from 2020-11-06 02:21:39 UTC on are the event's own lead-up and are not counted).")
+    assert finding["evidence"]["events_at_this_hour"] == 0
+    assert finding["evidence"]["lead_up_left_out"] == {"events": 10,
+                                                       "start": "2020-11-06T02:21:39Z"}
+
+
+def test_calls_at_this_hour_on_earlier_days_are_a_precedent() -> None:
+    earlier = [ct.record(ct.ALERT_TIME - timedelta(days=d, minutes=10)) for d in (2, 3, 4)]
+    attack = terminations(ct.ALERT_TIME, ip=ct.NIGHT_IP, agent=ct.CONSOLE_AGENT, mfa=False)
+    history = history_of([*ct.seeded_history()[:-1], *earlier, *attack], ct.ALERT_TIME)
+    finding = by_id(assess(seed_sources(history=history)))["event_time.seen_at_this_hour"]
+
+    assert finding["answer"].startswith(
+        "Yes: 3 of its 59 calls in the 7 days before were between 03:00 and 04:00 UTC on 3 days "
+        "(its 10 calls from")
+    assert finding["evidence"]["active_days_at_this_hour"] == 3
+
+
+def test_a_short_history_is_not_stretched_to_the_events_hour_by_its_lead_up() -> None:
+    # Four daytime calls in the week: with the night's ten sign-ins as one more active hour,
+    # 90 % of five active hours would have had to include 03:00, and the attack looked usual.
+    days = [ct.record(ct.ALERT_TIME.replace(hour=10, minute=15) - timedelta(days=d))
+            for d in (1, 2, 3, 4)]
+    night = [r for r in ct.seeded_history() if r["eventName"] == "ConsoleLogin"]
+    attack = terminations(ct.ALERT_TIME, ip=ct.NIGHT_IP, agent=ct.CONSOLE_AGENT, mfa=False)
+    history = history_of([*days, *night, *attack], ct.ALERT_TIME)
+    finding = by_id(assess(seed_sources(history=history)))["event_time.off_hours"]
+
+    assert finding["evidence"]["usual_window"] == "10:00-11:00 UTC"
+    assert finding["evidence"]["outside"] is True
+    assert finding["signal"] == "notable"  # four active hours: too few to call it unusual
+    assert finding["evidence"]["based_on_events"] == 4
+    assert "its 10 calls from 2020-11-06 02:21:39 UTC on are the event's own lead-up" in (
+        finding["answer"])

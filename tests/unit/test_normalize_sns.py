@@ -25,6 +25,8 @@ def test_cloudwatch_alarm_through_sns() -> None:
     assert alert.dedup_key == "sns:33e80a51-6e86-54a8-996a-478f495096df"
     assert alert.details["extra"]["region_name"] == "US - N. Virginia"
     assert alert.details["extra"]["previous_state"] == "OK"
+    assert (alert.details["extra"]["threshold"], alert.details["extra"]["comparison"]) == (
+        10.0, "GreaterThanOrEqualToThreshold")
     assert alert.details["raw"] == body
     assert alert.details["delivery"]["topic_arn"] == body["TopicArn"]
 

@@ -232,6 +232,43 @@ def test_on_error_must_name_a_later_step(target: str) -> None:
     assert f"on_error '{target}'" in problem.message
 
 
+@pytest.mark.parametrize(
+    ("covered", "expected"),
+    [
+        ("nowhere", "covers 'nowhere', which is not a later step's id"),
+        ("first", "covers 'first', which is not a later step's id"),
+        ("guarded", "covers 'guarded', which is not a later step's id"),
+        ("own", "covers 'own', which asks an approval of its own"),
+    ],
+)
+def test_an_approval_covers_only_later_steps_without_an_approval(
+    covered: str, expected: str
+) -> None:
+    problem = one_problem(
+        f"""\
+        name: covers
+        steps:
+          - id: first
+            action: core.log
+            with: {{message: one}}
+          - id: guarded
+            action: core.log
+            approval:
+              covers: [later, {covered}]
+            with: {{message: two}}
+          - id: later
+            action: core.log
+            with: {{message: three}}
+          - id: own
+            action: core.log
+            approval: {{required: 1}}
+            with: {{message: four}}
+        """
+    )
+    assert (problem.line, problem.step) == (9, "guarded")
+    assert expected in problem.message
+
+
 def test_on_error_may_jump_forward() -> None:
     loaded = parse_playbook(
         textwrap.dedent(
