@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from actions.base import ActionError, RunEnv
 from engine import approval_notices as notices
-from engine import conductor, plans, runner, wakeup
+from engine import approved, conductor, plans, runner, wakeup
 from engine.alerts import template_view
 from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, STEP_DURATION
 from engine.playbooks import LoadedPlaybook, PlaybookInvalid, parse_playbook
@@ -225,11 +225,15 @@ class _RunDriver:
         if self._needs_approval(state, step_id):
             return self._ask_approval(state, step, context)
         if step.approval is not None:
-            moved = self._plan_moved(state, step, context)
+            moved = approved.plan_moved(
+                self.sessions, state, step, context, env=self._planning_env()
+            )
             if moved is not None:
                 return self._record(state, step_id, moved, record_id)
         elif covering := self.playbook.spec.covering(step_id):
-            refused = self._beyond_approval(state, step, context, covering)
+            refused = approved.beyond_approval(
+                self.sessions, state, step, context, covering, env=self._planning_env()
+            )
             if refused is not None:
                 return self._record(state, step_id, refused, record_id)
         if record_id is None:
@@ -300,7 +304,7 @@ class _RunDriver:
             if not runner.should_run(step, context):
                 return self._record(state, step.id, runner.StepOutcome(status="skipped"))
             params = runner.resolve_params(step, context)
-            covers = self._covered_params(step.approval.covers, context)
+            covers = approved.covered_params(self.playbook.spec, step.approval.covers, context)
         except TemplateFailure as exc:
             outcome = runner.StepOutcome(
                 status="failed", error={"code": "TemplateError", "message": str(exc)}
@@ -337,104 +341,10 @@ class _RunDriver:
             self.worker.tell(notice, "approval.notified", targets, subject, text)
         return None, None
 
-    def _covered_params(
-        self, covered: list[str], context: dict[str, Any]
-    ) -> list[tuple[str, str, Any]]:
-        """The covered steps' parameters, resolved now, as if their conditions will hold.
-
-        Raises ``TemplateFailure`` naming the step whose parameters need something only known
-        later (an output of the approved step): nobody can approve what cannot be shown.
-        """
-        resolved = []
-        for step in map(self.playbook.spec.step, covered):
-            try:
-                resolved.append((step.id, step.action, runner.resolve_params(step, context)))
-            except TemplateFailure as exc:
-                raise TemplateFailure(
-                    f"covered step {step.id}: its parameters cannot be resolved before the "
-                    f"approval: {exc}"
-                ) from exc
-        return resolved
-
     def _planning_env(self) -> RunEnv:
         # Plans only read; a dry-run environment makes the guard enforce it.
         return RunEnv(
             run_id=self.run_id, mode="dry_run", settings=self.worker.settings, alert=self.alert
-        )
-
-    def _plan_moved(
-        self, state: dict[str, Any], step: Step, context: dict[str, Any]
-    ) -> runner.StepOutcome | None:
-        """A failed outcome if the approved plan no longer matches what the step would do."""
-        request_id = state["steps"][step.id]["approval"]["request"]
-        with self.sessions() as session:
-            approved = approvals.get_request(session, request_id)
-            approved_plan, approved_hash = approved.plan, approved.plan_hash
-        try:
-            params = runner.resolve_params(step, context)
-            fresh = plans.replan({**approved_plan, "params": params}, env=self._planning_env())
-        except (ActionError, TemplateFailure) as exc:
-            message = exc.message if isinstance(exc, ActionError) else str(exc)
-            fresh, message = None, f"the approved plan can no longer be made: {message}"
-        if fresh is not None and plans.plan_hash(fresh) == approved_hash:
-            return None
-        if fresh is not None:
-            message = f"live state moved since the approval: {plans.changes(approved_plan, fresh)}"
-        return runner.StepOutcome(
-            status="failed", params=approved_plan.get("params"),
-            error={"code": "PlanChanged", "message": message},
-        )
-
-    def _beyond_approval(
-        self, state: dict[str, Any], step: Step, context: dict[str, Any], covering: list[str]
-    ) -> runner.StepOutcome | None:
-        """A failed outcome if a covered step would run without, or beyond, its approval.
-
-        It runs under the last granted approval that covers it, and only if every call it
-        would make now is among the calls approved for it. A step whose condition is false is
-        left to the runner, which skips it.
-        """
-        try:
-            if not runner.should_run(step, context):
-                return None
-            params = runner.resolve_params(step, context)
-        except TemplateFailure:
-            return None  # the runner records the template error
-        granted = [one for one in covering if conductor.is_approved(state, one)]
-        if not granted:
-            return runner.StepOutcome(
-                status="failed", params=params,
-                error={"code": "NotApproved", "message": (
-                    f"step {step.id} runs only under the approval of {', '.join(covering)}, "
-                    "and none was granted in this run"
-                )},
-            )
-        request_id = state["steps"][granted[-1]]["approval"]["request"]
-        with self.sessions() as session:
-            approved = plans.covered_plan(approvals.get_request(session, request_id).plan, step.id)
-        if approved is None:
-            # Requests opened before the playbook covered this step (the playbook is pinned,
-            # so only by a change of Riposte's own code): nothing of it was shown.
-            return runner.StepOutcome(
-                status="failed", params=params,
-                error={"code": "NotApproved", "message": (
-                    f"approval request {request_id} did not show step {step.id}'s plan"
-                )},
-            )
-        try:
-            calls = plans.planned_calls(
-                step.action, params, env=self._planning_env(), step_id=step.id
-            )
-        except ActionError as exc:
-            message = f"the approved plan can no longer be made: {exc.message}"
-        else:
-            extra = plans.unapproved(approved, calls)
-            if not extra:
-                return None
-            message = (f"live state moved since the approval: step {step.id} would now also "
-                       f"make {'; '.join(extra)}")
-        return runner.StepOutcome(
-            status="failed", params=params, error={"code": "PlanChanged", "message": message}
         )
 
     def _fail_unloadable(self, message: str) -> None:
