@@ -82,11 +82,8 @@ def beyond_approval(
     it), and only if every call it would make now is among the calls approved for it. A step
     whose condition is false, or whose parameters do not render, is left to the runner.
     """
-    try:
-        if not runner.should_run(step, context):
-            return None
-        params = runner.resolve_params(step, context)
-    except TemplateFailure:
+    params = runner.params_if_runs(step, context)
+    if params is None:
         return None
     granted = [one for one in covering if conductor.is_approved(state, one)]
     if not granted:

@@ -15,7 +15,6 @@ from engine import conductor, runner
 from engine.alerts import NormalizedAlert, template_view
 from engine.playbooks import LoadedPlaybook
 from engine.spec import Approval, Step
-from engine.templates import TemplateFailure
 
 REHEARSAL_ID = "rehearsal"
 
@@ -89,11 +88,8 @@ def describe_approvers(approval: Approval) -> str:
 
 def _approval_request(step: Step, approval: Approval, context: dict[str, Any]) -> str | None:
     # As the worker does: a skipped step or one whose parameters do not render asks no one.
-    try:
-        if not runner.should_run(step, context):
-            return None
-        params = runner.resolve_params(step, context)
-    except TemplateFailure:
+    params = runner.params_if_runs(step, context)
+    if params is None:
         return None
     reason = f" ({approval.reason})" if approval.reason else ""
     plan = json.dumps(params, sort_keys=True, default=str)

@@ -83,6 +83,17 @@ def resolve_params(step: Step, context: Mapping[str, Any]) -> list[dict[str, Any
     return [_json_safe(render(step.with_, {**context, "item": item})) for item in items]
 
 
+def params_if_runs(
+    step: Step, context: Mapping[str, Any]
+) -> list[dict[str, Any]] | dict[str, Any] | None:
+    """The step's parameters if it would run; None if it would be skipped or does not render
+    (the runner then records that)."""
+    try:
+        return resolve_params(step, context) if should_run(step, context) else None
+    except TemplateFailure:
+        return None
+
+
 def execute_step(
     step: Step,
     context: Mapping[str, Any],
