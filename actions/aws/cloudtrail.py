@@ -14,6 +14,7 @@ from actions.aws.cloudtrail_lookup import LIMITER
 from actions.aws.cloudtrail_records import PrincipalRef, Record, iso, relevant, utc
 from actions.aws.cloudtrail_sources import (
     Query,
+    Scope,
     chosen_sources,
     read_ingested,
     read_lookup_events,
@@ -164,18 +165,14 @@ class _History:
         self.ctx = ctx
         self.params = params
         alert = ctx.alert
-        self.account: str | None = params.account or _text(alert.get("account"))
-        self.region: str = params.region or _text(alert.get("region")) or ctx.settings.aws_region
-        self.principal = _principal(params.principal, alert, self.account)
         self.alert_time = params.event_time or alert_event_time(alert)
-        self.end = params.end or self.alert_time or datetime.now(UTC)
-        self.start = params.start or self.end - timedelta(days=params.days)
-        if self.start >= self.end:
-            raise ActionError(
-                "InvalidWindow",
-                f"the window starts ({iso(self.start)}) after it ends ({iso(self.end)})",
-                retryable=False,
-            )
+        scope = Scope.of(
+            ctx, account=params.account, region=params.region, start=params.start,
+            end=params.end or self.alert_time, span=timedelta(days=params.days),
+        )
+        self.account, self.region = scope.account, scope.region
+        self.start, self.end = scope.start, scope.end
+        self.principal = _principal(params.principal, alert, self.account)
         self.resource_ids = (
             params.resources if params.resources is not None else _alert_instances(alert)
         )
@@ -269,7 +266,3 @@ def _alert_instances(alert: Mapping[str, Any]) -> list[str]:
         if isinstance(r, dict) and r.get("type") == "AwsEc2Instance"
     ]
     return list(dict.fromkeys(i for i in ids if isinstance(i, str) and i))[:50]
-
-
-def _text(value: object) -> str | None:
-    return value.strip() or None if isinstance(value, str) else None

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
@@ -14,6 +14,7 @@ from actions.aws.cloudtrail_lookup import LIMITER
 from actions.aws.cloudtrail_records import Record, iso, text, utc
 from actions.aws.cloudtrail_sources import (
     Query,
+    Scope,
     chosen_sources,
     read_ingested,
     read_lookup_events,
@@ -158,17 +159,12 @@ class _Search:
     def __init__(self, ctx: ActionContext, params: FindCallersInput) -> None:
         self.ctx = ctx
         self.params = params
-        alert = ctx.alert
-        self.account: str | None = params.account or text(alert.get("account"))
-        self.region: str = params.region or text(alert.get("region")) or ctx.settings.aws_region
-        self.end = params.end or alert_event_time(alert) or datetime.now(UTC)
-        self.start = params.start or self.end - timedelta(minutes=params.minutes)
-        if self.start >= self.end:
-            raise ActionError(
-                "InvalidWindow",
-                f"the window starts ({iso(self.start)}) after it ends ({iso(self.end)})",
-                retryable=False,
-            )
+        scope = Scope.of(
+            ctx, account=params.account, region=params.region, start=params.start,
+            end=params.end or alert_event_time(ctx.alert), span=timedelta(minutes=params.minutes),
+        )
+        self.account, self.region = scope.account, scope.region
+        self.start, self.end = scope.start, scope.end
         self.names = frozenset(params.event_names)
 
     def keep(self, record: Record) -> bool:

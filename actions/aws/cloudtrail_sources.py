@@ -13,12 +13,13 @@ source read the same way:
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from actions.aws.cloudtrail_ingested import IngestedReport, ingested_records
 from actions.aws.cloudtrail_lookup import LookupReport, RateLimiter, lookup_events
-from actions.aws.cloudtrail_records import Record, unique_records
+from actions.aws.cloudtrail_records import Record, iso, text, unique_records
 from actions.aws.cloudtrail_s3 import S3Report, logs_prefix, read_log_files, regions_with_logs
 from actions.base import ActionContext, ActionError
 
@@ -26,6 +27,45 @@ SOURCES = ("lookup_events", "s3", "ingested")
 Keep = Callable[[Record], bool]
 # A LookupEvents query: the region, the lookup attribute and its value.
 Query = tuple[str, str, str]
+
+
+@dataclass(frozen=True)
+class Scope:
+    """Where and when one step reads CloudTrail: an account, a region and a window."""
+
+    account: str | None
+    region: str
+    start: datetime
+    end: datetime
+
+    @classmethod
+    def of(
+        cls,
+        ctx: ActionContext,
+        *,
+        account: str | None,
+        region: str | None,
+        start: datetime | None,
+        end: datetime | None,
+        span: timedelta,
+    ) -> Scope:
+        """The step's (else the alert's) account and region (else Riposte's own region), and
+        a window ending at ``end`` (else now) that lasts ``span`` unless ``start`` is given."""
+        alert = ctx.alert
+        ends = end or datetime.now(UTC)
+        starts = start or ends - span
+        if starts >= ends:
+            raise ActionError(
+                "InvalidWindow",
+                f"the window starts ({iso(starts)}) after it ends ({iso(ends)})",
+                retryable=False,
+            )
+        return cls(
+            account=account or text(alert.get("account")),
+            region=region or text(alert.get("region")) or ctx.settings.aws_region,
+            start=starts,
+            end=ends,
+        )
 
 
 def chosen_sources(ctx: ActionContext, given: list[str] | None) -> list[str]:
