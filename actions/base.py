@@ -85,6 +85,7 @@ class ActionContext:
     attempt: int = 1
     cancelled: threading.Event = field(default_factory=threading.Event)
     vars_update: dict[str, Any] = field(default_factory=dict)
+    left_undone: list[dict[str, str]] = field(default_factory=list)
     log: logging.Logger = field(default_factory=lambda: logging.getLogger("riposte.action"))
 
     def __post_init__(self) -> None:
@@ -122,6 +123,15 @@ class ActionContext:
     def set_vars(self, values: dict[str, Any]) -> None:
         """Put values into the run's context, visible to later steps as ``vars``."""
         self.vars_update.update(values)
+
+    def leave_undone(self, target: str, reason: str) -> None:
+        """Say that part of the work was not done: on ``target``, for ``reason`` (why, in words).
+
+        The step still succeeds (what it could do is done, and later steps conditioned on it
+        run), but its output and record carry ``left_undone`` and a run that ends succeeded is
+        shown as ``partial``. Said while planning too, so a dry run shows the same.
+        """
+        self.left_undone.append({"target": target, "reason": reason})
 
 
 class Action(Generic[P]):

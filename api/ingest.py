@@ -70,6 +70,7 @@ def store_delivery(
             body_bytes=digest.size,
             actor=actor,
             is_production=runtime.settings.is_production,
+            default_mode=runtime.settings.default_mode,
         )
     except DataError:
         raise  # a value the database refuses: retrying would not help (400)

@@ -3,8 +3,9 @@
 Messages go out through the same registered actions a playbook uses (``aws.sns.publish`` for a
 topic ARN, ``notify.webhook`` for a URL), always live: they are Riposte's own messages to its
 operators, not changes to the account under investigation, so a dry-run run's approvals are
-announced too (marked as such). A target that cannot be reached is audited and never stops the
-run: the request stays open and decidable through the API.
+announced too, their subject and text starting with the rehearsal mark (``engine.modes``). A
+target that cannot be reached is audited and never stops the run: the request stays open and
+decidable through the API.
 
 Alert values are attacker-controlled; they enter the text as plain text only.
 """
@@ -23,6 +24,7 @@ from sqlalchemy.orm import Session
 from actions import registry
 from actions.base import ActionContext, ActionError, RunEnv
 from actions.notify import plain
+from engine.modes import DRY_RUN, rehearsal_mark
 from engine.store.models import ApprovalRequest, Run
 from riposte.settings import Settings
 
@@ -38,7 +40,7 @@ class Notice:
     run_id: str
     step_id: str
     playbook: str
-    dry_run: bool
+    mode: str  # live, or dry_run: a rehearsal (engine.modes)
     plan: dict[str, Any]
     plan_hash: str
     required: int
@@ -51,21 +53,23 @@ class Notice:
         assert run is not None
         return cls(
             request_id=request.id, run_id=run.id, step_id=request.step_id,
-            playbook=run.playbook, dry_run=run.mode == "dry_run", plan=request.plan,
+            playbook=run.playbook, mode=run.mode, plan=request.plan,
             plan_hash=request.plan_hash, required=request.required,
             expires_at=request.expires_at, escalate_to=list(request.escalate_to or []),
         )
 
 
 def opened(notice: Notice, *, alert: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
-    """Subject and text announcing a new request."""
-    subject = f"Riposte: approval needed for {notice.step_id} ({notice.playbook})"
+    """Subject and text announcing a new request (a rehearsal's say so first)."""
+    subject = (f"{rehearsal_mark(notice.mode)}Riposte: approval needed for {notice.step_id} "
+               f"({notice.playbook})")
     return subject, message(notice, alert=alert, settings=settings, headline=subject)
 
 
 def escalated(notice: Notice, *, settings: Settings) -> tuple[str, str]:
     """Subject and text telling the escalation group a request is still undecided."""
-    subject = f"Riposte: ESCALATED - approval of {notice.step_id} ({notice.playbook}) waits"
+    subject = (f"{rehearsal_mark(notice.mode)}Riposte: ESCALATED - approval of "
+               f"{notice.step_id} ({notice.playbook}) waits")
     return subject, message(notice, alert={}, settings=settings, headline=subject)
 
 
@@ -75,8 +79,9 @@ def message(
     """The text approvers read: what happened, what will be done, the hash, how to decide."""
     plan = notice.plan
     lines = [headline, ""]
-    if notice.dry_run:
-        lines.append("(dry run: approving changes nothing in AWS)")
+    if notice.mode == DRY_RUN:
+        lines.append("This run is a rehearsal: the calls below are planned, never made; "
+                     "approving lets the rehearsal go on and changes nothing in AWS.")
     if alert:
         lines.append(f"Alert: {plain(alert.get('title'))} [{plain(alert.get('severity_label'))}]")
         principal = alert.get("principal") or {}

@@ -20,12 +20,15 @@ SUCCEEDED = "succeeded"
 FAILED = "failed"
 CANCELLED = "cancelled"
 REJECTED = "rejected"
+# Not a status (no transition leads to it): how a succeeded run that left work undone ended.
+PARTIAL = "partial"
 
 # {status: {event: next status}}; anything not listed is illegal.
 TRANSITIONS: dict[str, dict[str, str]] = {
     QUEUED: {"claim": RUNNING, "cancel": CANCELLED},
     RUNNING: {
         "reclaim": RUNNING,  # another worker takes over an expired lease
+        "rejudge": QUEUED,  # alerts joined before it acted: it starts over on all of them
         "await_approval": WAITING_APPROVAL,
         "succeed": SUCCEEDED,
         "fail": FAILED,
@@ -33,6 +36,7 @@ TRANSITIONS: dict[str, dict[str, str]] = {
     },
     WAITING_APPROVAL: {
         "approve": QUEUED,
+        "rejudge": QUEUED,  # the request is superseded; the new round asks again
         "reject": REJECTED,
         "expire": REJECTED,
         "cancel": CANCELLED,
@@ -73,6 +77,41 @@ def initial_state(playbook: Playbook) -> State:
     }
 
 
+def rejudged(playbook: Playbook, state: State) -> State:
+    """Start the run over, in a new round, on every alert it has now.
+
+    Only while ``takes_alerts``: its steps so far only read, so doing them again changes
+    nothing; what they found is dropped with the rest of the round. Keys other than the
+    round's own (``follows``, ``rehearses``) are kept.
+    """
+    new = {**copy.deepcopy(state), **initial_state(playbook)}
+    new["status"] = transition(state["status"], "rejudge")
+    new["round"] = round_of(state) + 1
+    return new
+
+
+def takes_alerts(state: State) -> bool:
+    """Tell whether alerts may still join the run and be judged with the others.
+
+    True until an approval of it is granted or it ends: a queued run sees them when it starts,
+    a running or waiting one starts over (``rejudged``). The store also requires that no step
+    that changes AWS has begun (``runs.acted_at``): the state cannot tell a step in flight.
+    """
+    return state["status"] in (QUEUED, RUNNING, WAITING_APPROVAL) and not _granted(state)
+
+
+def round_of(state: State) -> int:
+    """Which judgement of its alerts the run is in (1 until alerts made it start over)."""
+    return int(state.get("round", 1))
+
+
+def _granted(state: State) -> bool:
+    return any(
+        (step.get("approval") or {}).get("status") == "approved"
+        for step in state["steps"].values()
+    )
+
+
 def next_step(playbook: Playbook, state: State) -> str | None:
     """Return the id of the step to execute next, or None when the run has nothing to do."""
     if state["status"] in TERMINAL:
@@ -98,8 +137,14 @@ def step_finished(
     error: dict[str, Any] | None = None,
     attempts: int = 0,
     vars_update: dict[str, Any] | None = None,
+    left_undone: list[dict[str, Any]] | None = None,
 ) -> State:
-    """Record a step's outcome (succeeded, failed or skipped) and move the cursor."""
+    """Record a step's outcome (succeeded, failed or skipped) and move the cursor.
+
+    A step that succeeded but ``left_undone`` some of its work stays succeeded (its
+    ``when: steps.x.status == 'succeeded'`` dependents still run); the record keeps the list,
+    and the run's ``outcome`` shows it.
+    """
     if state["status"] != RUNNING:
         raise IllegalTransition(state["status"], f"finish step {step_id!r}")
     if state["cursor"] != step_id:
@@ -112,6 +157,7 @@ def step_finished(
         "output": output,
         "error": error,
         "attempts": attempts,
+        "left_undone": list(left_undone or []),
     }
     new["vars"].update(vars_update or {})
     step = playbook.step(step_id)
@@ -126,6 +172,28 @@ def step_finished(
     if new["cursor"] is None:
         new["status"] = transition(RUNNING, "succeed")
     return new
+
+
+def left_undone(state: State) -> list[dict[str, Any]]:
+    """What the run's steps said they left undone: ``{step, target, reason}``, by step id.
+
+    By step id, not in execution order: a state stored as PostgreSQL JSONB keeps no key order.
+    """
+    return [
+        {"step": step_id, **item}
+        for step_id, step in sorted(state["steps"].items())
+        for item in step.get("left_undone") or []
+    ]
+
+
+def outcome(state: State) -> str | None:
+    """How the run ended: its final status, or ``partial`` when it succeeded but a step left
+    work undone; None while it has not ended."""
+    if state["status"] not in TERMINAL:
+        return None
+    if state["status"] == SUCCEEDED and left_undone(state):
+        return PARTIAL
+    return str(state["status"])
 
 
 def approval_requested(state: State, step_id: str, request_id: str) -> State:

@@ -152,15 +152,29 @@ def replan(plan: dict[str, Any], *, env: RunEnv) -> dict[str, Any]:
     return again
 
 
-def changes(old: dict[str, Any], new: dict[str, Any]) -> str:
-    """Say briefly how two plans of the same step differ (for a 409 or a step error)."""
-    before, after = _stable_calls_all(old), _stable_calls_all(new)
-    if before == after:
-        return "the parameters changed"
-    flat_before = [c for calls in before for c in calls]
-    flat_after = [c for calls in after for c in calls]
+def widening(old: dict[str, Any], new: dict[str, Any]) -> dict[str, list[str]]:
+    """The calls ``new`` makes that ``old`` did not (``added``), and those it no longer makes.
+
+    Shown with a request that replaces an earlier one of the same step, when the burst it
+    judges grew: the approvers see what they are asked for beyond what they saw before.
+    """
+    gone, added = _call_changes(old, new)
+    return {"added": added, "no_longer": gone}
+
+
+def _call_changes(old: dict[str, Any], new: dict[str, Any]) -> tuple[list[str], list[str]]:
+    flat_before = [c for calls in _stable_calls_all(old) for c in calls]
+    flat_after = [c for calls in _stable_calls_all(new) for c in calls]
     gone = [_describe(c) for c in flat_before if c not in flat_after]
     added = [_describe(c) for c in flat_after if c not in flat_before]
+    return gone, added
+
+
+def changes(old: dict[str, Any], new: dict[str, Any]) -> str:
+    """Say briefly how two plans of the same step differ (for a 409 or a step error)."""
+    if _stable_calls_all(old) == _stable_calls_all(new):
+        return "the parameters changed"
+    gone, added = _call_changes(old, new)
     parts = []
     if gone:
         parts.append("no longer: " + "; ".join(gone))

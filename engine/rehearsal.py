@@ -31,6 +31,8 @@ class RehearsedStep:
     error: dict[str, Any] | None
     approval: str | None  # "would ask approval of … for: …" when the step is guarded
     run_status: str  # the run's status once this step is done
+    run_outcome: str | None = None  # how the run would end, once it ends (partial: see below)
+    left_undone: tuple[dict[str, str], ...] = ()  # what the step says it would leave undone
 
 
 def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[RehearsedStep]:
@@ -75,6 +77,8 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
                 error=outcome.error,
                 approval=approval,
                 run_status=state["status"],
+                run_outcome=conductor.outcome(state),
+                left_undone=tuple(outcome.left_undone),
             )
         )
     return rehearsed

@@ -42,6 +42,8 @@ class StepOutcome:
     error: dict[str, Any] | None = None
     attempts: int = 0
     vars_update: dict[str, Any] = field(default_factory=dict)
+    # What a succeeded step says it did not do ({target, reason}; ActionContext.leave_undone).
+    left_undone: list[dict[str, str]] = field(default_factory=list)
 
 
 def record_outcome(
@@ -57,6 +59,7 @@ def record_outcome(
         error=outcome.error,
         attempts=outcome.attempts,
         vars_update=outcome.vars_update,
+        left_undone=outcome.left_undone,
     )
 
 
@@ -117,18 +120,22 @@ def execute_step(
     calls = params if isinstance(params, list) else [params]
     outputs: list[Any] = []
     vars_update: dict[str, Any] = {}
+    left_undone: list[dict[str, str]] = []
     attempts = 0
     for index, call in enumerate(calls):
         ctx = ActionContext(run_id=run_id, step_id=step.id, mode=mode, env=env)
         try:
-            outputs.append(
-                _call_with_retry(step, action, ctx, call, cancelled, sleep or cancelled.wait)
-            )
+            output = _call_with_retry(step, action, ctx, call, cancelled, sleep or cancelled.wait)
         except ActionError as exc:
             where = f" (item {index})" if step.for_each is not None else ""
             return _failed(params, exc.code, exc.message + where, attempts + ctx.attempt)
+        if ctx.left_undone and isinstance(output, dict):
+            # In the output too, beside what it did: a dry run's output is only its plan.
+            output = {**output, "left_undone": ctx.left_undone}
+        outputs.append(output)
         attempts += ctx.attempt
         vars_update.update(ctx.vars_update)
+        left_undone += ctx.left_undone
     output = outputs if step.for_each is not None else outputs[0]
     return StepOutcome(
         status="succeeded",
@@ -136,6 +143,7 @@ def execute_step(
         output=_json_safe(output),
         attempts=attempts,
         vars_update=_json_safe(vars_update),
+        left_undone=_json_safe(left_undone),
     )
 
 
@@ -160,6 +168,7 @@ def _call_with_retry(
         if cancelled.is_set():
             raise ActionError("Cancelled", "the step was cancelled", retryable=False)
         ctx.cancelled = threading.Event()  # per attempt: a timeout cuts short this one only
+        ctx.left_undone = []  # what the attempt that succeeds says, not every attempt
         if ctx.dry_run and action.mutating:
             return {"planned": [c.model_dump() for c in action.plan(ctx, params)]}
         return _with_timeout(step.timeout, ctx, lambda: action.run(ctx, params))

@@ -43,7 +43,7 @@ def playbook_schema() -> JsonSchema:
     schema = Playbook.model_json_schema(by_alias=True)
     defs: dict[str, JsonSchema] = schema["$defs"]
     models = (Playbook, spec.Step, spec.Retry, spec.Approval, spec.Trigger, spec.Correlate,
-              spec.Threshold)
+              spec.Threshold, spec.Settle)
     for model in models:
         target = schema if model is Playbook else defs[model.__name__]
         _accept_duration_strings(model, target)

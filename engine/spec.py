@@ -14,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from engine.modes import Mode
+
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?\s*$")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, None: 1.0}
 
@@ -187,6 +189,28 @@ class Threshold(SpecModel):
     )
 
 
+class Settle(SpecModel):
+    """Let a burst go quiet before its run judges it, up to a limit (correlate or threshold).
+
+    A run judges every alert it has when it starts; alerts that join later start it over (before
+    it acted) or start a follow-up run (after). Waiting for quiet saves those restarts and asks
+    the approvers once; ``at_most`` bounds how long the first judgement can be put off.
+    """
+
+    quiet: Duration = Field(
+        default=0.0,
+        le=3600,
+        description="Start the run only once no alert has joined it for this long (e.g. 1m); "
+        "0: at once.",
+    )
+    at_most: Duration = Field(
+        default=300.0,
+        le=86400,
+        description="Start it at the latest this long after it was queued, quiet or not "
+        "(e.g. 5m).",
+    )
+
+
 class Trigger(SpecModel):
     """Which normalized alerts start this playbook; every given field must match."""
 
@@ -209,6 +233,11 @@ class Trigger(SpecModel):
     threshold: Threshold | None = Field(
         default=None, description="Start a run only when enough matching events add up."
     )
+    settle: Settle | None = Field(
+        default=None,
+        description="Wait for the alerts of a burst to stop arriving before the run starts "
+        "(e.g. {quiet: 1m, at_most: 5m}); none: the run starts at once.",
+    )
 
 
 class Playbook(SpecModel):
@@ -218,6 +247,12 @@ class Playbook(SpecModel):
     description: str = ""
     trigger: Trigger | None = Field(
         default=None, description="Alerts that start the playbook; none: started by hand only."
+    )
+    mode: Mode | None = Field(
+        default=None,
+        description="How its runs go when an alert (or a hand start naming no mode) starts "
+        "them: live, or dry_run, a rehearsal that investigates, narrates and asks approval as "
+        "live would but changes nothing in AWS (shadow mode); none: RIPOSTE_DEFAULT_MODE.",
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="Initial ``vars`` values.")
     steps: list[Step] = Field(min_length=1)

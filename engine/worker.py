@@ -11,6 +11,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from actions import registry
 from actions.base import ActionError, RunEnv
 from engine import approval_notices as notices
 from engine import approved, conductor, plans, runner, wakeup
@@ -240,7 +241,8 @@ class _RunDriver:
             with self.sessions.begin() as session:
                 record_id = runs.begin_step(
                     session=session, run_id=self.run_id, step_id=step_id, action=step.action,
-                    worker=self.worker_id,
+                    worker=self.worker_id, round=conductor.round_of(state),
+                    acting=_acts(step.action),
                 )
             if record_id is None:
                 return None, None
@@ -266,12 +268,14 @@ class _RunDriver:
         following = conductor.next_step(spec, new_state)
         next_step = None
         if following is not None and not self._needs_approval(new_state, following):
-            next_step = (following, spec.step(following).action)
+            action = spec.step(following).action
+            next_step = (following, action, _acts(action))
         with self.sessions.begin() as session:
             if record_id is None:
                 record_id = runs.begin_step(
                     session=session, run_id=self.run_id, step_id=step_id,
                     action=spec.step(step_id).action, worker=self.worker_id,
+                    round=conductor.round_of(state), acting=_acts(spec.step(step_id).action),
                 )
                 if record_id is None:
                     return None, None
@@ -280,8 +284,8 @@ class _RunDriver:
                 worker=self.worker_id, outcome=outcome, new_state=new_state, next_step=next_step,
             )
         if finished is None:
-            log.warning("lease on run %s lost during step %s; result not recorded",
-                        self.run_id, step_id)
+            log.warning("run %s left this worker during step %s (its lease expired, or alerts "
+                        "joined and it starts over); result not recorded", self.run_id, step_id)
             return None, None
         if finished.status != conductor.RUNNING:
             return None, None
@@ -325,9 +329,16 @@ class _RunDriver:
             return self._record(state, step.id, outcome)
         settings = self.worker.settings
         with self.sessions.begin() as session:
-            run = runs.get_run(session, self.run_id)
-            if run.lease_owner != self.worker_id:
+            # Locked: an alert joining now starts the run over instead of meeting a stale plan.
+            run = runs.hold(session, self.run_id, self.worker_id)
+            if run is None:
                 return None, None
+            follows = run.state.get("follows")
+            earlier = approvals.earlier_request(
+                session, run_ids=[run.id, *([follows] if follows else [])], step_id=step.id
+            )
+            if earlier is not None:
+                plan["widened"] = {"replaces": earlier.id, **plans.widening(earlier.plan, plan)}
             request = approvals.open_request(
                 session=session, run=run, step_id=step.id, approval=step.approval, plan=plan,
                 default_expiry=self.worker.approval_expiry, worker=self.worker_id,
@@ -355,6 +366,11 @@ class _RunDriver:
             run.status = new_state["status"]
             run.error = f"pinned playbook no longer loads: {message}"
             runs.finish_run(session=session, run=run, worker=self.worker_id)
+
+
+def _acts(action: str) -> bool:
+    """Whether a step of ``action`` changes AWS (plans to, in a dry run)."""
+    return registry.get(action).mutating
 
 
 def _alert_views(session: Session, run_id: str) -> list[dict[str, Any]]:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
+from engine.modes import mode_label, rehearsal_mark
+
 if TYPE_CHECKING:
     import httpx
 
@@ -116,14 +118,18 @@ def api_client(token: str | None) -> Iterator[ApiClient]:
 
 @approvals_app.command("list")
 def list_pending(token: TokenOption = None) -> None:
-    """List the pending requests you may still decide: id, run, step, approvals, expiry."""
+    """List the pending requests you may still decide: id, run, mode, step, approvals, expiry.
+
+    A rehearsal's request (a dry run's) shows as such: approving it changes nothing in AWS.
+    """
     with api_client(token) as api:
         requests = api.get("/v1/approvals?status=pending")["approvals"]
     if not requests:
         typer.echo("no pending approval request you may decide")
         return
-    rows = [("ID", "RUN", "STEP", "REQUIRED", "EXPIRES")] + [
-        (r["id"], r["run_id"], r["step_id"], str(r["required"]), _when(r["expires_at"]))
+    rows = [("ID", "RUN", "MODE", "STEP", "REQUIRED", "EXPIRES")] + [
+        (r["id"], r["run_id"], mode_label(r["mode"]), r["step_id"], str(r["required"]),
+         _when(r["expires_at"]))
         for r in requests
     ]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
@@ -137,8 +143,9 @@ def show(request_id: RequestId, token: TokenOption = None) -> None:
     """Show a request: its plan, the plan hash, the decisions so far and who else may decide."""
     with api_client(token) as api:
         request = api.get(f"/v1/approvals/{_quoted(request_id)}")
-    typer.echo(f"approval request {request['id']}: {request['status']}")
-    typer.echo(f"  run {request['run_id']}, step {request['step_id']}")
+    typer.echo(f"{rehearsal_mark(request['mode'])}approval request {request['id']}: "
+               f"{request['status']}")
+    typer.echo(f"  run {request['run_id']} ({request['mode']}), step {request['step_id']}")
     pending = request["status"] == "pending"
     needed = f", {request['approvals_needed']} still needed" if pending else ""
     typer.echo(f"  {request['required']} approval(s) required{needed}")
@@ -191,7 +198,7 @@ def _decide(
                 f"with `riposte approvals show {request['id']}`"
             )
         typer.echo(f"plan_hash: {current}")
-        typer.echo(f"plan: {plan_summary(request['plan'])}")
+        typer.echo(f"{rehearsal_mark(request['mode'])}plan: {plan_summary(request['plan'])}")
         # The hash sent is the one just shown: if the plan changes meanwhile, the API refuses.
         decided = api.post(f"{path}/decision",
                            {"decision": decision, "reason": reason, "plan_hash": current})

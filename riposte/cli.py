@@ -78,16 +78,18 @@ def user_errors() -> Iterator[None]:
 
 def load_settings() -> Settings:
     """Read the settings from the environment, reporting a bad value by its variable."""
-    from riposte.settings import get_settings
+    from riposte.settings import SettingsInvalid, get_settings
 
     try:
         return get_settings()
-    except ValidationError as exc:
-        problems = "; ".join(
-            f"RIPOSTE_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
-            for e in exc.errors()
-        )
-        fail(f"invalid settings: {problems}")
+    except SettingsInvalid as exc:
+        fail(str(exc))
+
+
+def log_setting_warnings(settings: Settings) -> None:
+    """Log, once at start-up, each setting that is valid but has no effect."""
+    for warning in settings.warnings():
+        logging.getLogger("riposte.settings").warning(warning)
 
 
 def session_factory(settings: Settings) -> sessionmaker[Session]:
@@ -126,6 +128,7 @@ def serve(
 
     settings = load_settings()
     configure(settings.log_level)
+    log_setting_warnings(settings)
     with user_errors():
         application = create_app(settings, in_process_workers=workers)
     uvicorn.run(
@@ -149,6 +152,7 @@ def worker(
 
     settings = load_settings()
     configure(settings.log_level)
+    log_setting_warnings(settings)
     stop = threading.Event()
 
     def request_stop(_signum: int, _frame: FrameType | None) -> None:
@@ -230,6 +234,9 @@ def plan(
     from engine.alerts import trigger_matches
     from engine.rehearsal import rehearse
 
+    settings = load_settings()  # before any step reads them, so a bad value is one clear line
+    for warning in settings.warnings():
+        typer.echo(f"warning: {warning}", err=True)
     loaded = _playbook_argument(playbook)
     alert = _alert_argument(alert_file)
     # Each step's output is printed below; the actions' own log lines would only repeat it.
@@ -243,7 +250,7 @@ def plan(
     )
     if spec.trigger is None:
         typer.echo("  note: the playbook has no trigger; only a responder can start it")
-    elif not trigger_matches(spec.trigger, alert, is_production=load_settings().is_production):
+    elif not trigger_matches(spec.trigger, alert, is_production=settings.is_production):
         typer.echo("  note: the trigger does not match this alert; it would not start this run")
     steps = rehearse(loaded, alert)
     for number, step in enumerate(steps, 1):
@@ -253,7 +260,10 @@ def plan(
     if skipped_over:
         typer.echo(f"not reached: {', '.join(skipped_over)}")
     final = steps[-1].run_status if steps else "succeeded"
-    typer.echo(f"result: the run would end {final}")
+    ending = (steps[-1].run_outcome if steps else None) or final
+    left_undone = sum(len(s.left_undone) for s in steps)
+    typer.echo(f"result: the run would end {ending}"
+               + (f" (succeeded, {left_undone} left undone)" if ending == "partial" else ""))
     if final != "succeeded":
         raise typer.Exit(1)
 
@@ -472,8 +482,12 @@ def _print_rehearsed(number: int, step: RehearsedStep) -> None:
             )
     elif step.output is not None:
         typer.echo(f"   output: {_compact(step.output)}")
+    for source, why in _unread_sources(step.output).items():
+        typer.echo(f"   not read: {source} ({why}); answers drawn from this step may be incomplete")
     if step.error:
         typer.echo(f"   error: {step.error['code']}: {step.error['message']}")
+    for item in step.left_undone:
+        typer.echo(f"   would leave undone: {item['target']}: {item['reason']}")
 
 
 def _planned_calls(output: Any) -> list[dict[str, Any]] | None:
@@ -481,6 +495,20 @@ def _planned_calls(output: Any) -> list[dict[str, Any]] | None:
     if not outputs or not all(isinstance(o, dict) and "planned" in o for o in outputs):
         return None
     return [call for o in outputs for call in o["planned"]]
+
+
+def _unread_sources(output: Any) -> dict[str, str]:
+    """The sources a step could not read though it went on with the others (the CloudTrail
+    actions' ``sources``: ``{"read": false, "error": …}``)."""
+    sources = output.get("sources") if isinstance(output, dict) else None
+    if not isinstance(sources, dict):
+        return {}
+    return {
+        str(name): f"{report['error'].get('code')}: {report['error'].get('message')}"
+        for name, report in sources.items()
+        if isinstance(report, dict) and report.get("read") is False
+        and isinstance(report.get("error"), dict)
+    }
 
 
 def _compact(value: Any) -> str:

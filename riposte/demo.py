@@ -31,7 +31,7 @@ from riposte.demo_scenario import ACCOUNT, REGION, ScenarioFailed, play, seed_ac
 from riposte.demo_scenario import SETTINGS as SCENARIO_SETTINGS
 from riposte.demo_story import Story, StoryFailed
 from riposte.logs import configure
-from riposte.settings import Settings
+from riposte.settings import Settings, env_file_lines
 
 DEMO_DATABASE = Path("demo") / "riposte-demo.db"
 DEMO_PLAYBOOK = "mass-instance-termination"
@@ -82,7 +82,11 @@ def run_demo(
     try:
         say(f"local AWS: moto at {aws_url} (account {ACCOUNT}, {REGION}); "
             "nothing reaches the real AWS")
-        settings = with_local_aws(settings, aws_url)
+        overrides = demo_overrides(aws_url)
+        say("settings the demo sets (as env-file lines; the rest come from the environment):")
+        for line in env_file_lines(overrides):
+            say(f"  {line}")
+        settings = with_local_aws(settings, overrides)
         tokens = create_demo_tokens(settings)
         server = DemoServer(settings, port)
         if port and server.port != port:
@@ -113,22 +117,28 @@ def demo_settings(settings: Settings) -> Settings:
     return settings.model_copy(update=update)
 
 
-def with_local_aws(settings: Settings, aws_url: str) -> Settings:
-    """Point every AWS call at the local emulator, and read the account as the scenario made it.
+def demo_overrides(aws_url: str) -> dict[str, Any]:
+    """Return the settings the demo sets: the local AWS, and the account as the scenario made it.
+
+    The demo prints them as env-file lines (the README shows them too), so what it shows is
+    what it runs with.
+    """
+    return {
+        "aws_endpoint_url": aws_url,
+        "aws_region": REGION,
+        "responder_role": None,
+        **SCENARIO_SETTINGS,
+        "approval_notify": [ONCALL_TOPIC],
+        "ec2_poll_seconds": 0.5,
+    }
+
+
+def with_local_aws(settings: Settings, overrides: dict[str, Any]) -> Settings:
+    """Apply the demo's settings over the environment's (:func:`demo_overrides`).
 
     Whatever the environment says about AWS is overridden: the demo never acts on real AWS.
     """
-    return Settings.model_validate(
-        {
-            **settings.model_dump(),
-            "aws_endpoint_url": aws_url,
-            "aws_region": REGION,
-            "responder_role": None,
-            **SCENARIO_SETTINGS,
-            "approval_notify": [ONCALL_TOPIC],
-            "ec2_poll_seconds": 0.5,
-        }
-    )
+    return Settings.model_validate({**settings.model_dump(), **overrides})
 
 
 def create_demo_tokens(settings: Settings) -> DemoTokens:
@@ -221,6 +231,11 @@ def _story(
             raise DemoFailed(f"the terminations started no run: is playbook {DEMO_PLAYBOOK!r} "
                              "loaded?")
         run_id = played.run_ids[0]
+        queued = story.call("GET", f"/v1/runs/{run_id}")
+        if queued["status"] == "queued" and queued["not_before"]:
+            story.line(f"run {run_id} waits for the burst to go quiet before it judges it (the "
+                       f"playbook's settle): it starts at {queued['not_before'][11:19]} unless "
+                       "more calls arrive")
         run = story.wait(run_id, {WAITING_APPROVAL, *TERMINAL}, WAIT_SECONDS)
         story.alert(run)
         story.investigation(run)

@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 
+from engine.modes import rehearsal_mark
 from riposte.approvals_cli import _one_line, plan_parts, plan_summary
 from riposte.demo_scenario import ATTACKER_IP, HOME_IP, TRAIL_BUCKET, USER, Account
 from riposte.runs_cli import describe_run
@@ -98,7 +99,8 @@ class Story:
         pending = next(a for a in run["approvals"] if a["status"] == "pending")
         request: dict[str, Any] = self.call("GET", f"/v1/approvals/{pending['id']}")
         self.heading("Approval")
-        self.say(f"pending approval {request['id']} of step {request['step_id']} "
+        self.say(f"{rehearsal_mark(request['mode'])}"
+                 f"pending approval {request['id']} of step {request['step_id']} "
                  f"({request['required']} of {', '.join(request['approvers']) or 'anyone'}; "
                  f"expires {request['expires_at']})")
         self.say(f"plan_hash: {request['plan_hash']}")
@@ -127,7 +129,7 @@ class Story:
 
     def outcome(self, run: dict[str, Any], account: Account) -> None:
         self.heading("Outcome")
-        self.say(f"run {run['id']}: {run['status']}"
+        self.say(f"{rehearsal_mark(run['mode'])}run {run['id']}: {run['status']}"
                  + (f" ({_one_line(run['error'])})" if run.get("error") else ""))
         for approval in run["approvals"]:
             request = self.call("GET", f"/v1/approvals/{approval['id']}")

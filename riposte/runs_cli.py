@@ -13,6 +13,8 @@ from typing import Annotated, Any
 
 import typer
 
+from engine.modes import mode_label, rehearsal_mark
+
 # The API client and the terminal-safe text of `riposte approvals`: one way to reach the API.
 from riposte.approvals_cli import TokenOption, _one_line, _quoted, _shown, _when, api_client
 
@@ -41,17 +43,64 @@ def show(run_id: RunId, as_json: AsJson = False, token: TokenOption = None) -> N
         typer.echo(line)
 
 
+@runs_app.command("list")
+def list_runs(
+    status: Annotated[str | None, typer.Option(help="Only runs of this status.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="At most this many.")] = 20,
+    token: TokenOption = None,
+) -> None:
+    """List runs, newest first: id, outcome (partial: succeeded, work left undone), playbook."""
+    query = f"limit={limit}" + (f"&status={_quoted(status)}" if status else "")
+    with api_client(token) as api:
+        runs = api.get(f"/v1/runs?{query}")["runs"]
+    if not runs:
+        typer.echo("no run" + (f" is {_one_line(status)}" if status else ""))
+        return
+    rows = [("ID", "OUTCOME", "PLAYBOOK", "MODE", "CREATED", "LEFT UNDONE")] + [
+        (run["id"], _one_line(run.get("outcome") or run["status"]), _one_line(run["playbook"]),
+         _one_line(mode_label(run["mode"])), _when(run["created_at"]),
+         str(len(run.get("left_undone") or [])))
+        for run in runs
+    ]
+    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
+    for row in rows:
+        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
+                   .rstrip())
+
+
+@runs_app.command("rehearse")
+def rehearse(run_id: RunId, token: TokenOption = None) -> None:
+    """Rehearse a run: a dry-run copy on every alert it sees; nothing will change in AWS."""
+    with api_client(token) as api:
+        rehearsal = api.post(f"/v1/runs/{_quoted(run_id)}/rehearse", {})
+    typer.echo(_one_line(
+        f"{rehearsal_mark(rehearsal['mode'])}run {rehearsal['id']} rehearses run {run_id} on "
+        f"{len(rehearsal['alert_ids'])} alert(s) with playbook {rehearsal['playbook']}: "
+        f"{rehearsal['status']}"
+    ))
+    typer.echo(f"Follow it: riposte runs show {rehearsal['id']}")
+
+
 def describe_run(run: dict[str, Any]) -> list[str]:
     """The lines ``riposte runs show`` prints for a run as ``GET /v1/runs/{id}`` answers it."""
+    shown_as = run.get("outcome") or run["status"]  # partial: succeeded, work left undone
     lines = [
-        _one_line(f"run {run['id']}: {run['status']} (playbook {run['playbook']}, {run['mode']})"),
-        "  " + _one_line(f"alert {run['alert_id']}, started by {run['started_by']}"),
+        _one_line(f"{rehearsal_mark(run['mode'])}run {run['id']}: {shown_as} "
+                  f"(playbook {run['playbook']}, {run['mode']})"),
+        "  " + _one_line(f"alert {run['alert_id']}, started by {run['started_by']}"
+                         + (f", rehearsing run {run['rehearses']}" if run.get("rehearses")
+                            else "")),
         "  " + _one_line(f"created {_when(run['created_at'])}"
                          + (f", finished {_when(run['finished_at'])}"
                             if run.get("finished_at") else "")),
     ]
     if run.get("error"):
         lines.append(f"  error: {_one_line(run['error'])}")
+    left_undone = run.get("left_undone") or []
+    if left_undone:
+        lines.append(f"left undone ({len(left_undone)}):")
+    for item in left_undone:
+        lines += _wrapped(f"{item['step']}: {item['target']}: {item['reason']}", "  ", "    ")
     lines += _verdict(run.get("verdict"))
     findings = run.get("findings") or []
     lines.append(f"findings ({len(findings)}):" if findings else "findings: none")
@@ -74,9 +123,17 @@ def describe_run(run: dict[str, Any]) -> list[str]:
     steps = run.get("steps") or []
     lines.append("steps:" if steps else "steps: none yet")
     for step in steps:
-        lines.append("  " + _one_line(f"{step['step_id']}: {step['action']} {step['status']} "
-                                      f"(attempts {step['attempts']})"))
+        undone = _left_undone(step.get("output"))
+        lines.append("  " + _one_line(f"{step['step_id']}: {step['action']} {step['status']}"
+                                      + (f", left {undone} undone" if undone else "")
+                                      + f" (attempts {step['attempts']})"))
     return lines
+
+
+def _left_undone(output: Any) -> int:
+    """How many things a step's output says it left undone (each item's, for ``for_each``)."""
+    outputs = output if isinstance(output, list) else [output]
+    return sum(len(o.get("left_undone") or []) for o in outputs if isinstance(o, dict))
 
 
 def _verdict(verdict: Any) -> list[str]:

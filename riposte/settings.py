@@ -1,12 +1,102 @@
-"""The one settings object: every knob is a ``RIPOSTE_*`` environment variable."""
+"""The one settings object: every knob is a ``RIPOSTE_*`` environment variable.
+
+A list setting takes comma-separated values (``RIPOSTE_CLOUDTRAIL_SOURCES=s3,ingested``) or a
+JSON list; an object setting (``RIPOSTE_ACCOUNTS``) a JSON object. A value Riposte cannot use
+stops it at start-up with :class:`SettingsInvalid`, whose message names each variable and what
+is wrong with it; a value that is valid but has no effect is one of :meth:`Settings.warnings`,
+logged when ``riposte serve`` and ``riposte worker`` start.
+"""
 
 from __future__ import annotations
 
+import difflib
+import json
+from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "RIPOSTE_"
+# Where the CloudTrail actions can read events (actions/aws/cloudtrail_sources.py reads them).
+CLOUDTRAIL_SOURCES = ("lookup_events", "s3", "ingested")
+
+
+class SettingsInvalid(ValueError):
+    """Settings Riposte cannot start with; each problem names its ``RIPOSTE_*`` variable."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("invalid settings: " + "; ".join(problems))
+
+
+def variable(setting: str) -> str:
+    """Return a setting's variable: ``cloudtrail_bucket`` -> ``RIPOSTE_CLOUDTRAIL_BUCKET``."""
+    return f"{ENV_PREFIX}{setting.upper()}"
+
+
+def unknown_names(kind: str, unknown: Iterable[str], known: Iterable[str]) -> str:
+    """Say which names are unknown, which are known, and the likely one meant."""
+    unknown, known = list(unknown), list(known)
+    said = ", ".join(repr(name) for name in unknown)
+    hints = [
+        f"{meant!r} for {name!r}" if len(unknown) > 1 else repr(meant)
+        for name in unknown if (meant := likely_meant(name, known))
+    ]
+    hint = f"; did you mean {', '.join(hints)}?" if hints else ""
+    plural = "s" if len(unknown) > 1 else ""
+    return f"unknown {kind}{plural} {said} (known: {', '.join(known)}{hint})"
+
+
+def likely_meant(name: str, known: list[str]) -> str | None:
+    """Return the known name a misspelt or shortened one most likely means (None: no guess)."""
+    same = [candidate for candidate in known if candidate.lower() == name.lower()]
+    close = same or difflib.get_close_matches(name, known, n=1)
+    if close:
+        return close[0]
+    longer = [candidate for candidate in known if name and candidate.startswith(name)]
+    return longer[0] if len(longer) == 1 else None
+
+
+def decode_list(text: str) -> list[Any]:
+    """Decode a list setting: a JSON list, or comma-separated values (blanks around dropped)."""
+    stripped = text.strip()
+    if not stripped.startswith("["):
+        return [item.strip() for item in stripped.split(",") if item.strip()]
+    try:
+        items: list[Any] = json.loads(stripped)  # JSON text that starts with "[" is a list
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"not a JSON list ({exc.msg} at character {exc.pos + 1}): write a JSON list, or "
+            "the values separated by commas"
+        ) from exc
+    return items
+
+
+def decode_object(text: str) -> dict[str, Any]:
+    """Decode an object setting: a JSON object (blank: an empty one)."""
+    stripped = text.strip()
+    if not stripped:
+        return {}
+    try:
+        value = json.loads(stripped)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"not a JSON object ({exc.msg} at character {exc.pos + 1})") from exc
+    if not isinstance(value, dict):
+        raise ValueError(f"a JSON object is expected, not a JSON {type(value).__name__}")
+    return value
 
 
 class AccountEntry(BaseModel):
@@ -18,11 +108,23 @@ class AccountEntry(BaseModel):
     environment: str = ""
     owner: str = ""
 
+    @model_validator(mode="before")
+    @classmethod
+    def _known_keys(cls, value: Any) -> Any:
+        if isinstance(value, Mapping):
+            unknown = [key for key in value if key not in cls.model_fields]
+            if unknown:
+                raise ValueError(unknown_names("key", map(str, unknown), cls.model_fields))
+        return value
+
 
 class Settings(BaseSettings):
     """Riposte's configuration, read from ``RIPOSTE_*`` environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="RIPOSTE_", extra="ignore")
+    # pydantic-settings decodes a list or object setting as JSON and ends a plain value
+    # (RIPOSTE_CLOUDTRAIL_SOURCES=s3) in a traceback; _decode_text below decodes them instead,
+    # accepting comma-separated lists, and its errors name the variable like any other.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", enable_decoding=False)
 
     database_url: str = Field(
         default="sqlite:///riposte.db",
@@ -47,18 +149,24 @@ class Settings(BaseSettings):
     worker_metrics_port: int | None = Field(
         default=None, description="Port where a standalone worker serves /metrics (off if unset)."
     )
+    default_mode: Literal["live", "dry_run"] = Field(
+        default="live",
+        description="Mode of the runs alerts start when their playbook gives no `mode`: live, "
+        "or dry_run to rehearse every playbook in shadow (investigation, narrative and approval "
+        "request as live, no change made in AWS).",
+    )
     approval_expires_in: float = Field(
         default=3600.0, description="Default seconds before a pending approval expires."
     )
     approval_notify: list[str] = Field(
         default=[],
         description="Who is told when an approval request opens, unless the playbook says: "
-        "SNS topic ARNs or Slack-compatible webhook URLs (JSON list).",
+        "SNS topic ARNs or Slack-compatible webhook URLs (comma-separated or a JSON list).",
     )
     approval_escalate_to: list[str] = Field(
         default=[],
         description="Who is told when a request with escalate_after waits too long, unless "
-        "the playbook says (JSON list, as RIPOSTE_APPROVAL_NOTIFY).",
+        "the playbook says (a list, as RIPOSTE_APPROVAL_NOTIFY).",
     )
     public_url: str | None = Field(
         default=None,
@@ -69,7 +177,7 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port `riposte serve` listens on.")
     sns_topics: list[str] = Field(
         default=[],
-        description="TopicArn globs whose SNS subscriptions are confirmed (JSON list); "
+        description="TopicArn globs whose SNS subscriptions are confirmed (a list); "
         "empty confirms none.",
     )
     sns_cert_dir: Path | None = Field(
@@ -111,15 +219,15 @@ class Settings(BaseSettings):
     break_glass: list[str] = Field(
         default=[],
         description="Principals containment never touches: user or role names or ARN globs "
-        "(JSON list).",
+        "(a list).",
     )
     production_tags: list[str] = Field(
         default=["Environment=production"],
         description="Tags that mark an instance as production: 'Key=Value', or 'Key' for any "
-        "value (JSON list).",
+        "value (a list).",
     )
     production_instances: list[str] = Field(
-        default=[], description="Instance ids that are production whatever their tags (JSON list)."
+        default=[], description="Instance ids that are production whatever their tags (a list)."
     )
 
     def is_production(self, instance_id: str, tags: dict[str, str]) -> bool:
@@ -143,7 +251,7 @@ class Settings(BaseSettings):
     cloudtrail_sources: list[str] = Field(
         default=["lookup_events"],
         description="Where aws.cloudtrail.principal_history reads events, combined and "
-        "deduplicated (JSON list): lookup_events (CloudTrail's 90-day event history), s3 (the "
+        "deduplicated (a list): lookup_events (CloudTrail's 90-day event history), s3 (the "
         "trail's log files in RIPOSTE_CLOUDTRAIL_BUCKET), ingested (CloudTrail events Riposte "
         "received as alerts).",
     )
@@ -161,7 +269,7 @@ class Settings(BaseSettings):
     geoip_databases: list[Path] = Field(
         default=[],
         description="MaxMind-format .mmdb files geo.lookup_ip reads, e.g. GeoLite2-City and "
-        "GeoLite2-ASN (JSON list); unset: the country and ASN data shipped in geoip2fast.",
+        "GeoLite2-ASN (a list); unset: the country and ASN data shipped in geoip2fast.",
     )
     aws_ip_ranges_file: Path | None = Field(
         default=None,
@@ -210,8 +318,126 @@ class Settings(BaseSettings):
         description="Log one line per HTTP request (uvicorn's access log) besides the API's own.",
     )
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _decode_text(cls, value: Any, info: ValidationInfo) -> Any:
+        """Decode a list or object setting given as text, as every environment variable is."""
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        shape = get_origin(cls.model_fields[info.field_name].annotation)
+        if shape is list:
+            return decode_list(value)
+        if shape is dict:
+            return decode_object(value)
+        return value
+
+    @field_validator("cloudtrail_sources")
+    @classmethod
+    def _known_sources(cls, sources: list[str]) -> list[str]:
+        unknown = [source for source in sources if source not in CLOUDTRAIL_SOURCES]
+        if unknown:
+            raise ValueError(unknown_names("source", unknown, CLOUDTRAIL_SOURCES))
+        if not sources:
+            raise ValueError(f"name at least one source ({', '.join(CLOUDTRAIL_SOURCES)})")
+        return sources
+
+    @model_validator(mode="after")
+    def _s3_source_has_a_bucket(self) -> Settings:
+        # Without a bucket the s3 source fails in every investigation: say so before the first.
+        if "s3" in self.cloudtrail_sources and not self.cloudtrail_bucket:
+            raise ValueError(
+                f"{variable('cloudtrail_sources')} names s3 but {variable('cloudtrail_bucket')} "
+                "is not set: set it to the bucket the trail delivers its log files to, or leave "
+                "s3 out of the sources"
+            )
+        return self
+
+    def warnings(self) -> list[str]:
+        """Say which settings are valid but have no effect, naming their variables."""
+        found: list[str] = []
+        bucket = [
+            variable(name) for name, value in (
+                ("cloudtrail_bucket", self.cloudtrail_bucket),
+                ("cloudtrail_bucket_prefix", self.cloudtrail_bucket_prefix),
+                ("cloudtrail_bucket_account", self.cloudtrail_bucket_account),
+            ) if value
+        ]
+        if bucket and "s3" not in self.cloudtrail_sources:
+            sources = variable("cloudtrail_sources")
+            found.append(
+                f"{' and '.join(bucket)} {'are' if len(bucket) > 1 else 'is'} set but {sources} "
+                f"({','.join(self.cloudtrail_sources)}) leaves out s3: investigations do not read "
+                "the trail's bucket, only steps whose `sources` name s3 do; add s3 to "
+                f"{sources} to read it"
+            )
+        return found
+
+
+def settings_problems(error: ValidationError) -> list[str]:
+    """Each error of a settings validation as a user reads it: the variable, where, and why."""
+    return [_problem(detail) for detail in error.errors()]
+
+
+def _problem(detail: ErrorDetails) -> str:
+    context = detail.get("ctx") or {}
+    why = str(context["error"]) if detail["type"] == "value_error" else detail["msg"]
+    if detail["type"] == "literal_error":
+        why += f", not {detail['input']!r}"
+    if not detail["loc"]:
+        return why  # a check across settings, whose message names them
+    setting, *inside = detail["loc"]
+    where = "".join(f" item {part + 1}" if isinstance(part, int) else f"[{part!r}]"
+                    for part in inside)
+    return f"{variable(str(setting))}{where}: {why}"
+
+
+def read_settings() -> Settings:
+    """Read the settings from the environment; raise :class:`SettingsInvalid` if unusable."""
+    try:
+        return Settings()
+    except ValidationError as exc:
+        raise SettingsInvalid(settings_problems(exc)) from exc
+
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process-wide settings, read once from the environment."""
-    return Settings()
+    """Return the process-wide settings, read once from the environment (see read_settings)."""
+    return read_settings()
+
+
+def env_file_lines(values: Mapping[str, Any]) -> list[str]:
+    """Write settings as the ``RIPOSTE_NAME=value`` lines of an env file that gives them.
+
+    Lists are written comma-separated when that reads back the same, else as JSON; objects as
+    JSON; an unset (None) setting as a comment, since an env file can only leave it out; a
+    secret as a comment, never its value. Reading the lines back as the environment gives
+    the same settings (tests/unit/test_settings.py proves it).
+    """
+    lines = []
+    for name, value in values.items():
+        field = Settings.model_fields.get(name)
+        if field is None:
+            raise ValueError(unknown_names("setting", [name], Settings.model_fields))
+        secret = SecretStr in (field.annotation, *get_args(field.annotation))
+        if value is None:
+            lines.append(f"# {variable(name)} unset")
+        elif secret:
+            lines.append(f"# {variable(name)} set (a secret: not shown)")
+        else:
+            lines.append(f"{variable(name)}={_env_text(value)}")
+    return lines
+
+
+def _env_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if isinstance(value, list | tuple):
+        items = [str(item) for item in value]
+        plain = all(item and item == item.strip() and item.isprintable() and "," not in item
+                    for item in items)
+        if plain and not (items and items[0].startswith("[")):
+            return ",".join(items)
+        return json.dumps(items, separators=(",", ":"))
+    if isinstance(value, Mapping):  # compact: no blank an env-file reader might trim or split on
+        return json.dumps(value, default=str, separators=(",", ":"))
+    return str(value)

@@ -18,6 +18,7 @@ from actions.aws.cloudtrail_sources import (
     chosen_sources,
     read_ingested,
     read_lookup_events,
+    read_sources,
     read_trail_bucket,
 )
 from actions.aws.target import AwsInput
@@ -114,6 +115,13 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
     LookupEvents selects an IAM user's calls by user name and a session's by its session name
     or access key id; it cannot select every session of a role: use ``s3`` or ``ingested``.
 
+    A source that cannot be read (``ingested`` in a rehearsal, which has no database; a bucket
+    that answers AccessDenied; LookupEvents throttled past the retries) leaves the history to
+    the others: ``sources`` says of each source whether it was read (``read: true`` and what it
+    read) or why not (``read: false`` and the ``error``), ``read`` lists those read and
+    ``failed`` the others with why; ``investigation.assess`` repeats it in the findings drawn
+    from the history. When none can be read the step fails with ``SourcesUnreadable``.
+
     ```yaml
     - id: history
       action: aws.cloudtrail.principal_history
@@ -130,18 +138,13 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
     def run(self, ctx: ActionContext, params: PrincipalHistoryInput) -> dict[str, Any]:
         sources = chosen_sources(ctx, params.sources)
         history = _History(ctx, params)
-        reports: dict[str, Any] = {}
-        records: list[Record] = []
-        readers = {
+        read = read_sources(sources, {
             "lookup_events": history.lookup_events,
             "s3": history.s3,
             "ingested": history.ingested,
-        }
-        for source in sources:
-            found, reports[source] = readers[source]()
-            records.extend(found)
+        })
         summary = summarize(
-            records,
+            read.records,
             principal=history.principal,
             start=history.start,
             end=history.end,
@@ -153,7 +156,7 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
         return {
             "principal": history.principal.describe(),
             "window": {"start": iso(history.start), "end": iso(history.end)},
-            "sources": reports,
+            **read.as_output(),
             **summary,
         }
 

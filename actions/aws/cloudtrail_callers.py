@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Annotated, Any
 
@@ -18,10 +18,11 @@ from actions.aws.cloudtrail_sources import (
     chosen_sources,
     read_ingested,
     read_lookup_events,
+    read_sources,
     read_trail_bucket,
 )
 from actions.aws.target import AwsInput
-from actions.base import Action, ActionContext, ActionError
+from actions.base import Action, ActionContext
 from actions.registry import register
 
 EventName = Annotated[
@@ -80,8 +81,9 @@ class FindCallers(Action[FindCallersInput]):
     the calls) from the sources of ``RIPOSTE_CLOUDTRAIL_SOURCES`` (or ``sources``), merged and
     counted once by eventID: ``lookup_events`` (LookupEvents by EventName, within its shared
     rate limit), ``s3`` (the trail's log files) and ``ingested`` (CloudTrail events Riposte
-    received). A source that cannot be read is listed in ``failed`` and the others are used;
-    when none can be read the step fails with ``SourcesUnreadable``.
+    received). A source that cannot be read is marked ``read: false`` with its ``error`` in
+    ``sources`` and listed in ``failed``, and the others are used; when none can be read the
+    step fails with ``SourcesUnreadable``.
 
     Callers are grouped by principal — a user, the root user, or a role for all its sessions
     (``sessions`` lists them) — and ranked by the instances their successful calls named, then
@@ -109,33 +111,13 @@ class FindCallers(Action[FindCallersInput]):
     def run(self, ctx: ActionContext, params: FindCallersInput) -> dict[str, Any]:
         sources = chosen_sources(ctx, params.sources)
         search = _Search(ctx, params)
-        readers: dict[str, Callable[[], tuple[list[Record], dict[str, Any]]]] = {
+        read = read_sources(sources, {
             "lookup_events": search.lookup_events,
             "s3": search.s3,
             "ingested": search.ingested,
-        }
-        records: list[Record] = []
-        reports: dict[str, Any] = {}
-        failures: dict[str, ActionError] = {}
-        for source in sources:
-            try:
-                found, reports[source] = readers[source]()
-            except ActionError as exc:
-                if exc.code == "Cancelled":
-                    raise
-                failures[source] = exc
-                continue
-            records.extend(found)
-        failed = {source: f"{exc.code}: {exc.message}" for source, exc in failures.items()}
-        if not reports:
-            raise ActionError(
-                "SourcesUnreadable",
-                "no CloudTrail source could be read: "
-                + "; ".join(f"{source}: {why}" for source, why in failed.items()),
-                retryable=any(exc.retryable for exc in failures.values()),
-            )
+        })
         ranked = rank_callers(
-            records, start=search.start, end=search.end, min_calls=params.min_calls
+            read.records, start=search.start, end=search.end, min_calls=params.min_calls
         )
         callers = ranked.callers
         return {
@@ -146,10 +128,8 @@ class FindCallers(Action[FindCallersInput]):
             "callers": callers,
             "callers_below_min_calls": ranked.below_min_calls,
             "top": callers[0] if callers else None,
-            "summary": _summary(callers, params, search, list(reports), failed),
-            "read": list(reports),
-            "failed": failed,
-            "sources": reports,
+            "summary": _summary(callers, params, search, read.read, read.failed),
+            **read.as_output(),
         }
 
 

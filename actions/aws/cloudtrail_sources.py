@@ -8,14 +8,22 @@ source read the same way:
   process-wide rate limit (``cloudtrail_lookup``);
 - ``s3``: the trail's log files in ``RIPOSTE_CLOUDTRAIL_BUCKET`` (``cloudtrail_s3``);
 - ``ingested``: the CloudTrail events Riposte received itself (``cloudtrail_ingested``).
+
+A source that cannot be read (no bucket or database configured, AccessDenied, NoSuchBucket,
+throttling past the retries, …) does not discard what the others read (:func:`read_sources`):
+the step goes on with their events, and its output says which source was not read and why,
+so that whoever reads the answer knows it may be incomplete. Only when no source can be read
+does the step fail.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+from sqlalchemy.exc import DBAPIError
 
 from actions.aws.cloudtrail_ingested import IngestedReport, ingested_records
 from actions.aws.cloudtrail_lookup import LookupReport, RateLimiter, lookup_events
@@ -27,6 +35,8 @@ SOURCES = ("lookup_events", "s3", "ingested")
 Keep = Callable[[Record], bool]
 # A LookupEvents query: the region, the lookup attribute and its value.
 Query = tuple[str, str, str]
+# Reads one source: its records, and a report of what it read.
+Reader = Callable[[], tuple[list[Record], dict[str, Any]]]
 
 
 @dataclass(frozen=True)
@@ -66,6 +76,67 @@ class Scope:
             start=starts,
             end=ends,
         )
+
+
+@dataclass
+class SourcesRead:
+    """What a step's sources gave: the records of those read, and how each source went.
+
+    ``sources`` holds every source in the order read: ``{"read": true, "events": …}`` and the
+    rest of that source's report, or ``{"read": false, "error": {"code": …, "message": …}}``.
+    """
+
+    records: list[Record] = field(default_factory=list)
+    sources: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @property
+    def read(self) -> list[str]:
+        """The sources read, in order."""
+        return [name for name, report in self.sources.items() if report["read"]]
+
+    @property
+    def failed(self) -> dict[str, str]:
+        """Each source not read, with why: ``"SourceUnavailable: …"``."""
+        return {
+            name: f"{report['error']['code']}: {report['error']['message']}"
+            for name, report in self.sources.items() if not report["read"]
+        }
+
+    def as_output(self) -> dict[str, Any]:
+        """The step output's ``sources``, ``read`` and ``failed``."""
+        return {"sources": self.sources, "read": self.read, "failed": self.failed}
+
+
+def read_sources(sources: list[str], readers: Mapping[str, Reader]) -> SourcesRead:
+    """Read each source in turn; one that fails is reported and the others are still read.
+
+    Only an action's own errors (an AWS error answer, a source not configured) mark a source
+    unread; a cancellation stops the step, and any other exception is a bug and propagates.
+    Raises ``SourcesUnreadable``, naming each source and why, when none could be read.
+    """
+    result = SourcesRead()
+    errors: list[ActionError] = []
+    for source in sources:
+        try:
+            found, report = readers[source]()
+        except ActionError as exc:
+            if exc.code == "Cancelled":
+                raise
+            errors.append(exc)
+            result.sources[source] = {
+                "read": False, "error": {"code": exc.code, "message": exc.message}
+            }
+            continue
+        result.records.extend(found)
+        result.sources[source] = {"read": True, **report}
+    if not result.read:
+        raise ActionError(
+            "SourcesUnreadable",
+            "no CloudTrail source could be read: "
+            + "; ".join(f"{source}: {why}" for source, why in result.failed.items()),
+            retryable=any(exc.retryable for exc in errors),
+        )
+    return result
 
 
 def chosen_sources(ctx: ActionContext, given: list[str] | None) -> list[str]:
@@ -182,21 +253,29 @@ def read_ingested(
     if sessions is None:
         raise ActionError(
             "SourceUnavailable",
-            "the ingested CloudTrail source reads Riposte's database, and this run was "
-            "given no access to it (RunEnv.sessions is not set)",
+            "the ingested CloudTrail source reads Riposte's database, and this run has no "
+            "access to one (a rehearsal by `riposte plan` runs without a database; "
+            "RunEnv.sessions is not set)",
             retryable=False,
         )
     report = IngestedReport()
-    with sessions() as session:
-        ingested_records(
-            session=session,
-            account=account,
-            start=start,
-            end=end,
-            keep=keep,
-            report=report,
-            max_events=max_events,
-        )
+    try:
+        with sessions() as session:
+            ingested_records(
+                session=session,
+                account=account,
+                start=start,
+                end=end,
+                keep=keep,
+                report=report,
+                max_events=max_events,
+            )
+    except DBAPIError as exc:  # the database is down or refuses: the other sources still count
+        reason = " ".join(str(exc.orig or exc).split())[:200]
+        raise ActionError(
+            "SourceUnavailable",
+            f"the ingested CloudTrail source could not read Riposte's database: {reason}",
+        ) from exc
     return report.records, {
         "events": len(report.records),
         "alerts_read": report.alerts_read,

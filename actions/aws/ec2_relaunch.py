@@ -13,7 +13,6 @@ from actions.aws import ec2_recovery
 from actions.aws.clients import Client
 from actions.aws.ec2_lookup import (
     TAG_REPLACES,
-    TAG_RUN,
     Change,
     Ec2Change,
     InstancesInput,
@@ -95,10 +94,13 @@ class RelaunchInstances(Ec2Change[RelaunchInput, Relaunch]):
 
     An instance that cannot be relaunched (``NoRecoveryPoint``, ``InstanceNotDescribable``,
     ``OriginalIncomplete``) fails the step before anything is launched, naming every such
-    instance, unless ``skip_unrecoverable`` relaunches the others and reports it.
+    instance, unless ``skip_unrecoverable`` relaunches the others: the step then succeeds but
+    says what it left undone (the summary counts them; ``unrecoverable`` and ``left_undone``
+    name each with why), and the run ends ``partial``.
 
-    Idempotent three ways: a replacement tagged with this run and ``riposte:replaces`` is found
-    before anything is launched, the registered image has a name derived from run, step and
+    Idempotent three ways: a live replacement tagged ``riposte:replaces`` is found before
+    anything is launched (whichever run launched it: a follow-up run of a burst never launches
+    a second one), the registered image has a name derived from run, step and
     instance and is looked up by it, and RunInstances carries a ClientToken derived from them.
     Waits (bounded by ``RIPOSTE_EC2_LAUNCH_WAIT_SECONDS``) until every replacement runs.
     Undo terminates only the replacements this step launched and deregisters only the image it
@@ -143,12 +145,7 @@ class RelaunchInstances(Ec2Change[RelaunchInput, Relaunch]):
         states = wait_running(ctx, ec2, [i["new"] for i in relaunched if i["state"] == "pending"])
         for item in relaunched:
             item["state"] = states.get(item["new"], item["state"])
-        launched = [i for i in relaunched if not i["already"]]
-        summary = (
-            "relaunched " + ", ".join(f"{i['old']} -> {i['new']}" for i in launched)
-            if launched
-            else "nothing to do: no terminated instance lacks a replacement from this run"
-        )
+        summary = _summary(survey, relaunched)
         ours = [i for i in relaunched if i["launched_by_this_step"]]
         return {
             **place.as_dict(),
@@ -194,9 +191,9 @@ def _survey(ctx: ActionContext, params: RelaunchInput, ec2: Client) -> Relaunch:
                     "instance_id": instance_id,
                     "production": None,  # unknown: its tags are gone with it
                     "code": "InstanceNotDescribable",
-                    "message": f"{instance_id} is no longer described by AWS (a terminated "
-                    "instance is shown for about an hour): its type, subnet, security groups, "
-                    "key, profile and tags are unknown, so no faithful replacement can be made",
+                    "reason": "no longer described by AWS (a terminated instance is shown for "
+                    "about an hour): its type, subnet, security groups, key, profile and tags "
+                    "are unknown, so no faithful replacement can be made",
                 }
             )
             continue
@@ -226,6 +223,11 @@ def _survey(ctx: ActionContext, params: RelaunchInput, ec2: Client) -> Relaunch:
             )
         else:
             _relaunch(ctx, params, ec2, instance, images, survey)
+    for item in survey.unrecoverable:
+        passed = "; ".join(item.get("passed_over") or [])
+        item["message"] = f"{item['instance_id']}: {item['reason']}" + (
+            f" (passed over: {passed})" if passed else ""
+        )
     if survey.unrecoverable and not params.skip_unrecoverable:
         codes = {u["code"] for u in survey.unrecoverable}
         raise ActionError(
@@ -235,7 +237,41 @@ def _survey(ctx: ActionContext, params: RelaunchInput, ec2: Client) -> Relaunch:
             + " (skip_unrecoverable: true relaunches the others)",
             retryable=False,
         )
+    for item in survey.unrecoverable:  # planning too: a dry run says what stays dead
+        ctx.leave_undone(item["instance_id"], f"not relaunched: {item['reason']}")
     return survey
+
+
+# What an unrecoverable instance lacks, in the summary's words.
+_LACKS = {
+    "NoRecoveryPoint": "no AMI or snapshot taken before {before}",
+    "InstanceNotDescribable": "no longer described by AWS",
+    "OriginalIncomplete": "settings no longer shown; give overrides",
+}
+
+
+def _summary(survey: Relaunch, relaunched: list[dict[str, Any]]) -> str:
+    """Say how many terminated instances were relaunched, of how many, and why not the rest."""
+    launched = [i for i in relaunched if not i["already"]]
+    if not launched and not survey.unrecoverable:
+        return "nothing to do: " + (
+            "every terminated instance already has a live replacement"
+            if relaunched else "none of the instances is terminated"
+        )
+    terminated = len(relaunched) + len(survey.unrecoverable)
+    parts = [
+        f"relaunched {len(launched)} of {terminated} terminated instance"
+        + ("" if terminated == 1 else "s")
+        + (": " + ", ".join(f"{i['old']} -> {i['new']}" for i in launched) if launched else "")
+    ]
+    if len(relaunched) > len(launched):
+        parts.append(f"{len(relaunched) - len(launched)} already replaced")
+    for code, lacks in _LACKS.items():
+        ids = [u["instance_id"] for u in survey.unrecoverable if u["code"] == code]
+        if ids:
+            why = lacks.format(before=iso(survey.before))
+            parts.append(f"{len(ids)} unrecoverable ({why}): {', '.join(ids)}")
+    return "; ".join(parts)
 
 
 def _incident_time(ctx: ActionContext, params: RelaunchInput) -> tuple[datetime, str]:
@@ -261,14 +297,16 @@ def _incident_time(ctx: ActionContext, params: RelaunchInput) -> tuple[datetime,
 
 
 def _replacements(ctx: ActionContext, ec2: Client, ids: list[str]) -> dict[str, dict[str, Any]]:
-    """Live instances this run launched to replace ``ids`` (ClientToken aside, moto ignores it)."""
+    """Live instances launched to replace ``ids``, by this run or another (a run it follows up).
+
+    Found by tag, not by ClientToken (moto ignores it, and another run's token differs).
+    """
     found: dict[str, dict[str, Any]] = {}
     for reservation in every(
         ec2.describe_instances,
         "Reservations",
         Filters=[
             {"Name": f"tag:{TAG_REPLACES}", "Values": ids},
-            {"Name": f"tag:{TAG_RUN}", "Values": [ctx.run_id]},
             {"Name": "instance-state-name", "Values": LIVE_STATES},
         ],
     ):
@@ -295,9 +333,9 @@ def _relaunch(
                 "instance_id": instance_id,
                 "production": is_production(ctx, instance),
                 "code": "NoRecoveryPoint",
-                "message": f"{instance_id} has no available AMI or completed snapshot set taken "
-                f"before {iso(survey.before)}"
-                + (f" (passed over: {'; '.join(passed)})" if passed else " (none found)"),
+                "reason": f"no available AMI or completed snapshot set taken before "
+                f"{iso(survey.before)}" + ("" if passed else " (none found)"),
+                "passed_over": passed,
             }
         )
         return
@@ -308,8 +346,8 @@ def _relaunch(
                 "instance_id": instance_id,
                 "production": is_production(ctx, instance),
                 "code": "OriginalIncomplete",
-                "message": f"the description of terminated {instance_id} no longer shows its "
-                f"{', '.join(missing)}: give them in overrides.{instance_id}",
+                "reason": f"its description no longer shows its {', '.join(missing)}: give "
+                f"them in overrides.{instance_id}",
             }
         )
         return

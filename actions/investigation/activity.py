@@ -5,7 +5,7 @@ Its time of day is judged in ``hours``.
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 from actions.investigation.artifacts import DESTRUCTIVE_EVENTS, SHUTDOWN_EVENTS
@@ -20,7 +20,7 @@ from actions.investigation.catalogue import (
     stamp,
 )
 from actions.investigation.sources import Sources, days_text
-from actions.investigation.wording import alarm_words
+from actions.investigation.wording import alarm_words, capitalised
 
 # An address or client first seen this shortly before the event is new, even if "seen before".
 NEW_WITHIN = timedelta(hours=24)
@@ -82,12 +82,14 @@ def what_happened(found: Assessment, src: Sources) -> None:
     if art.found_events:
         answer = "CloudTrail shows " + answer
     said.append(answer)
-    found.found("event.what_happened", _sentence(said), evidence, "high")
+    found.found("event.what_happened", _sentence(said, art.name), evidence, "high")
 
 
-def _sentence(parts: list[str]) -> str:
+def _sentence(parts: list[str], name: str | None = None) -> str:
+    """The parts as one sentence: a capital first letter, unless it opens with the principal's
+    name, which keeps IAM's spelling (``kestrel.ops``, not ``Kestrel.ops``)."""
     joined = "; ".join(parts)
-    return joined[:1].upper() + joined[1:] + "."
+    return (joined if name and joined.startswith(name) else capitalised(joined)) + "."
 
 
 def terminated_or_stopped(found: Assessment, src: Sources) -> None:
@@ -148,34 +150,32 @@ def cadence(found: Assessment, src: Sources) -> None:
     if not names:
         found.unanswered("event_name.cadence", "the triggering events carry no event name")
         return
-    listed = {row.get("value"): row for row in rows(src.history.get("event_names"))}
+    tallied = rows(src.history.get("event_names"))
+    listed = {row.get("value"): row for row in tallied}
     moment = src.event_time
     by_name: dict[str, dict[str, Any]] = {}
     for name in names:
         row = listed.get(name, {})
-        in_window = count(row.get("count")) or 0
-        ours = sum(
-            1 for e in src.artifacts.events
-            if e.name == name and e.time is not None and _in_window(src, e.time)
-        )
         first = parse_time(row.get("first_seen"))
-        earlier = 0
-        if row.get("seen_before_alert") and first is not None and moment and first < moment:
-            earlier = max(1, in_window - ours)
         by_name[name] = {
-            "before_event": earlier,
-            "in_window": in_window,
-            "first_seen": stamp(first),
+            "before_event": calls_before_event(row, tallied, src),
+            "in_window": count(row.get("count")) or 0,
+            "first_seen": None if first is None or (moment is not None and first >= moment)
+            else stamp(first),
             "last_seen": row.get("last_seen"),
         }
     days = days_text(src.window_days)
     who = src.artifacts.name or "The principal"
-    parts = [
-        f"no {name} calls" if entry["before_event"] == 0
-        else f"{entry['before_event']} {name} call(s), the first at "
-        f"{shown_time(parse_time(entry['first_seen']) or datetime.min)}"
-        for name, entry in by_name.items()
-    ]
+    parts = []
+    for name, entry in by_name.items():
+        first_at = _said_time(entry["first_seen"])
+        if entry["before_event"] == 0:
+            parts.append(f"no {name} calls")
+        elif entry["before_event"] is None:
+            parts.append(f"{name} calls, the first at {first_at} (how many is not known: the "
+                         f"history's {entry['in_window']} include calls at or after the event)")
+        else:
+            parts.append(f"{entry['before_event']} {name} call(s), the first at {first_at}")
     never = all(entry["before_event"] == 0 for entry in by_name.values())
     found.found(
         "event_name.cadence",
@@ -208,7 +208,8 @@ def _first_seen(
     if not values:
         found.unanswered(question, f"the triggering events name no {noun}")
         return
-    listed = {row.get("value"): row for row in rows(src.history.get(key))}
+    tallied = rows(src.history.get(key))
+    listed = {row.get("value"): row for row in tallied}
     moment = src.event_time
     days = days_text(src.window_days)
     entries = []
@@ -221,34 +222,41 @@ def _first_seen(
             {
                 "value": value,
                 "first_seen": stamp(first),
+                "used_before_event": before is not None and before > timedelta(0),
                 "minutes_before_event": None if before is None
                 else int(before.total_seconds() // 60),
                 "uses_in_window": count(row.get("count")) or 0,
+                "uses_before_event": calls_before_event(row, tallied, src),
                 "new": new,
             }
         )
     who = src.artifacts.name or "the principal"
     sentences = []
     for entry in entries:
+        first_at = _said_time(entry["first_seen"])
         if entry["first_seen"] is None:
             truncated = f" (among the {noun}s listed)" if len(listed) >= LISTED_ROWS else ""
             sentences.append(
                 f"{entry['value']} was not used by {who} in the {days} before{truncated}"
             )
-        elif entry["minutes_before_event"] == 0:
+        elif not entry["used_before_event"]:
             sentences.append(f"{entry['value']} was first used by {who} in the event itself")
         elif entry["new"]:
             sentences.append(
-                f"{entry['value']} was first used by {who} at "
-                f"{shown_time(parse_time(entry['first_seen']) or datetime.min)}, "
+                f"{entry['value']} was first used by {who} at {first_at}, "
                 f"{entry['minutes_before_event']} minutes before the event, and not earlier "
                 f"in the {days} before"
             )
+        elif entry["uses_before_event"] is None:
+            sentences.append(
+                f"{entry['value']} was used by {who} before the event, first at {first_at} "
+                f"(how many times is not known: the history's {entry['uses_in_window']} uses "
+                "include calls at or after the event)"
+            )
         else:
             sentences.append(
-                f"{entry['value']} was used by {who} {entry['uses_in_window']} times in the "
-                f"{days} before, first at "
-                f"{shown_time(parse_time(entry['first_seen']) or datetime.min)}"
+                f"{entry['value']} was used by {who} {entry['uses_before_event']} times in the "
+                f"{days} before, first at {first_at}"
             )
     any_new = any(entry["new"] for entry in entries)
     found.found(
@@ -286,9 +294,65 @@ def other_principals(found: Assessment, src: Sources) -> None:
     )
 
 
-def _in_window(src: Sources, moment: datetime) -> bool:
-    start, end = src.window_start, src.window_end
-    return (start is None or start <= moment) and (end is None or moment <= end)
+def calls_before_event(
+    row: dict[str, Any], tally: list[dict[str, Any]], src: Sources
+) -> int | None:
+    """How many of the calls a history tally counts for one value came before the event.
+
+    The history counts every call of its window, whose end may be the event's own time (the
+    triggering call is then counted when a source already holds it) or later (the burst is
+    counted too); none of those is "before". A value last seen before the event: all its calls.
+    First seen at or after it: none. Else its count less its calls at or after the event,
+    known when the history's totals say how many of the principal's calls those are (see
+    :func:`calls_at_or_after_event`) and they are all this value's: there is one, or this value
+    is the only one the tally shows since the event and the tally lists every call. Otherwise
+    None: the number is not known, and is not to be said.
+    """
+    moment = src.event_time
+    in_window = count(row.get("count")) or 0
+    first, last = parse_time(row.get("first_seen")), parse_time(row.get("last_seen"))
+    if in_window == 0:
+        return 0
+    if moment is None or first is None or last is None:
+        return None
+    if last < moment:
+        return in_window
+    if first >= moment:
+        return 0
+    after = calls_at_or_after_event(src)
+    if after is None or after < 1:
+        return None
+    since = [r for r in tally if (t := parse_time(r.get("last_seen"))) and t >= moment]
+    lists_every_call = sum(count(r.get("count")) or 0 for r in tally) == count(
+        mapping(src.history).get("principal_events"))
+    if after == 1 or (len(since) == 1 and lists_every_call):
+        return max(in_window - after, 0)
+    return None
+
+
+def calls_at_or_after_event(src: Sources) -> int | None:
+    """How many of the principal's calls in the history's window were at or after the event.
+
+    The history splits the principal's calls of the window into its baseline (counted by hour
+    of the day), its lead-up (the calls just before the event) and the rest, at or after the
+    event; None when it judged another time than the event's, or does not give the figures.
+    """
+    history = mapping(src.history)
+    judged = parse_time(mapping(history.get("alert_event")).get("time"))
+    by_hour = history.get("activity_by_hour")
+    total = count(history.get("principal_events"))
+    lead_up = count(mapping(history.get("lead_up")).get("events"))
+    if judged is None or judged != src.event_time or total is None or lead_up is None:
+        return None
+    if not isinstance(by_hour, list) or any(count(n) is None for n in by_hour):
+        return None
+    after = total - sum(count(n) or 0 for n in by_hour) - lead_up
+    return after if after >= 0 else None
+
+
+def _said_time(value: object) -> str:
+    moment = parse_time(value)
+    return "an unknown time" if moment is None else shown_time(moment)
 
 
 def _production(src: Sources) -> set[str]:

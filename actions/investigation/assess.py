@@ -20,7 +20,7 @@ from typing import Any
 from actions.investigation import activity, hours, identity, instances, location
 from actions.investigation.artifacts import DESTRUCTIVE_EVENTS
 from actions.investigation.catalogue import Assessment
-from actions.investigation.sources import Sources
+from actions.investigation.sources import Sources, say_unread_sources
 
 SEVERITIES = ("INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL")
 QUESTION_ORDER = (
@@ -52,6 +52,7 @@ def assess(src: Sources) -> dict[str, Any]:
     found = Assessment()
     for question in QUESTION_ORDER:
         question(found, src)
+    say_unread_sources(found, src)
     who = src.artifacts.name or "the principal"
     found.unanswered(
         "source_ip.reputation",

@@ -94,6 +94,8 @@ def recent_changes(found: Assessment, src: Sources) -> None:
         {"when": c.get("when"), "change": clean(c.get("change")), "of": clean(c.get("of")) or None}
         for c in rows(mapping(src.principal).get("recent_changes"))
     ]
+    # The changes before the event: a triggering call that changed the principal (a new access
+    # key, a policy) is the event itself, not a change before it.
     trail = [
         {
             "time": c.get("time"),
@@ -104,11 +106,12 @@ def recent_changes(found: Assessment, src: Sources) -> None:
             "details": {clean(k): clean(v) for k, v in mapping(c.get("details")).items()},
         }
         for c in rows(mapping(src.history).get("principal_changes"))
+        if moment is None or ((t := parse_time(c.get("time"))) is not None and t < moment)
     ]
     soon = [
         c for c in trail
         if c["succeeded"] is not False and moment is not None
-        and (t := parse_time(c["time"])) is not None and moment - NEW_WITHIN <= t <= moment
+        and (t := parse_time(c["time"])) is not None and moment - NEW_WITHIN <= t
     ]
     recent_days = count(mapping(src.principal).get("recent_days"))
     evidence: dict[str, Any] = {
@@ -160,9 +163,10 @@ def sign_in_failures(found: Assessment, src: Sources) -> None:
         found.unanswered("principal.sign_in_failures", src.no_history())
         return
     moment = src.event_time
+    # Before the event: a triggering sign-in (a failed one an alert reported) is not among them.
     sign_ins = [
         (t, s) for s in rows(mapping(src.history.get("console_sign_ins")).get("sign_ins"))
-        if (t := parse_time(s.get("time"))) is not None and (moment is None or t <= moment)
+        if (t := parse_time(s.get("time"))) is not None and (moment is None or t < moment)
     ]
     sign_ins.sort(key=lambda pair: pair[0])
     failures = [(t, s) for t, s in sign_ins if s.get("outcome") == "Failure"]
@@ -216,7 +220,7 @@ def mfa(found: Assessment, src: Sources) -> None:
     successes = sorted(
         ((t, s) for s in rows(mapping(mapping(src.history).get("console_sign_ins")).get("sign_ins"))
          if s.get("outcome") == "Success" and (t := parse_time(s.get("time"))) is not None
-         and (moment is None or t <= moment)),
+         and (moment is None or t < moment)),
         key=lambda pair: pair[0],
     )
     last = successes[-1] if successes else None

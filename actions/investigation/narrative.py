@@ -18,6 +18,7 @@ from actions.investigation.wording import (
     Findings,
     Text,
     alarm_words,
+    capitalised,
     clock,
     day,
     listing,
@@ -86,7 +87,7 @@ def _what_happened(known: Findings) -> Text:
     ids = ["event.what_happened"]
     alarms = rows(what.get("alarms"))
     for alarm in alarms[:2]:
-        text.say(alarm_words(alarm) + ".", ids)
+        text.say(capitalised(alarm_words(alarm)) + ".", ids)
     if alarms and not number(what.get("events")):
         text.say("An alarm names no caller: who made the calls it counted is not known from it.",
                  ids)
@@ -119,7 +120,8 @@ def _what_happened(known: Findings) -> Text:
     if account:
         sentence += f" in the AWS account {account}"
     region = clean(what.get("region"))
-    text.say(sentence + (f", region {region}." if region else "."), ids)
+    # It opens with "On …" or with who reported it ("an alert", "AWS CloudTrail"): English.
+    text.say(capitalised(sentence) + (f", region {region}." if region else "."), ids)
     if outcome.get("outcome") == "terminated" and known.verdict.get("unusual") is not False:
         text.say(
             "An attacker may terminate instances as a data destruction attack designed to "
@@ -190,9 +192,10 @@ def _behaviour(known: Findings) -> Text:
             continue
         days = _days(cadence.get("window_days"))
         text.say(
-            f"{name} had made no {clean(event_name)} calls in the {days} before."
+            f"{known.subject()} had made no {clean(event_name)} calls in the {days} before."
             if before == 0 else
-            f"{name} had made {before} {clean(event_name)} call(s) in the {days} before.",
+            f"{known.subject()} had made {before} {clean(event_name)} call(s) in the {days} "
+            "before.",
             ["event_name.cadence"],
         )
     _sign_ins(known, text, name)
@@ -284,23 +287,28 @@ def _origin(known: Findings) -> Text:
             sentence += f", among the countries {name} usually comes from"
         text.say(sentence + ".", ["source_ip.location"])
     first = known.evidence("source_ip.first_seen")
+    subject = known.subject()
     for entry in rows(first.get("values"))[:3]:
-        ip, uses = clean(entry.get("value")), number(entry.get("uses_in_window"))
+        # Only the uses before the event are told: the history's window may hold the event's.
+        ip, uses = clean(entry.get("value")), number(entry.get("uses_before_event"))
         days = _days(first.get("window_days"))
         minutes = number(entry.get("minutes_before_event"))
         if entry.get("first_seen") is None:
-            text.say(f"{name} had not used {ip} in the {days} before the alert.",
+            text.say(f"{subject} had not used {ip} in the {days} before the alert.",
                      ["source_ip.first_seen"])
-        elif entry.get("new") and minutes == 0:
-            text.say(f"{name} had not used {ip} before the alerting event itself.",
+        elif entry.get("used_before_event") is False:
+            text.say(f"{subject} had not used {ip} before the alerting event itself.",
                      ["source_ip.first_seen"])
         elif entry.get("new") and minutes is not None:
-            text.say(f"{name} first used {ip} at {clock(entry.get('first_seen'))}, "
+            text.say(f"{subject} first used {ip} at {clock(entry.get('first_seen'))}, "
                      f"{plural(minutes, 'minute')} before the alert, and never earlier in the "
                      f"{days} before.", ["source_ip.first_seen"])
         elif uses is not None:
-            text.say(f"{name} had used {ip} {plural(uses, 'time')} in the {days} before.",
+            text.say(f"{subject} had used {ip} {plural(uses, 'time')} in the {days} before.",
                      ["source_ip.first_seen"])
+        elif moment_text(entry.get("first_seen")):
+            text.say(f"{subject} had used {ip} before, first on "
+                     f"{moment_text(entry.get('first_seen'))}.", ["source_ip.first_seen"])
     agents = known.evidence("user_agent.seen_before")
     new_agents = [clean(e.get("value")) for e in rows(agents.get("values")) if e.get("new")]
     if new_agents:
@@ -323,7 +331,6 @@ def _usual_basis(where: dict[str, Any]) -> str:
 
 def _targets(known: Findings) -> Text:
     text = Text()
-    name = known.principal()[0] or "the principal"
     launched = known.evidence("instances.launched")
     stopped = known.evidence("instances.stopped_before")
     if known.get("instances.launched") is not None:
@@ -347,11 +354,11 @@ def _targets(known: Findings) -> Text:
         hits = touched.get("touched")
         days = _days(touched.get("window_days"))
         if hits == {}:
-            text.say(f"{name} had not interacted with them in the {days} before the alert.",
-                     ["instances.touched_before"])
-        elif isinstance(hits, dict) and hits:
-            text.say(f"{name} had interacted with {len(hits)} of them in the {days} before "
+            text.say(f"{known.subject()} had not interacted with them in the {days} before "
                      "the alert.", ["instances.touched_before"])
+        elif isinstance(hits, dict) and hits:
+            text.say(f"{known.subject()} had interacted with {len(hits)} of them in the "
+                     f"{days} before the alert.", ["instances.touched_before"])
     work = known.evidence("instances.workload")
     if known.get("instances.workload") is not None:
         workloads = texts(work.get("workloads"))[:3]
@@ -398,6 +405,12 @@ def _conclusion(known: Findings) -> Text:
     severity = clean(verdict.get("severity"))
     if severity in SEVERITIES and text.sentences:
         text.say(f"Riposte rates it {severity}.", text.sentences[-1]["findings"])
+    partial = [i for i in known.by_id if mapping(known.evidence(i).get("unread_sources"))]
+    if partial:
+        unread = list(mapping(known.evidence(partial[0]).get("unread_sources")))
+        text.say(f"The history of {name} may be incomplete: the CloudTrail "
+                 f"{'sources' if len(unread) > 1 else 'source'} {listing(unread)} could not "
+                 "be read.", partial)
     return text
 
 

@@ -65,6 +65,11 @@ class Findings:
         kind = clean(what.get("principal_kind")) or clean(access.get("type")) or None
         return name, kind
 
+    def subject(self) -> str:
+        """The principal opening a sentence: its name as IAM spells it (``kestrel.ops``, never
+        ``Kestrel.ops``), else ``The principal``."""
+        return self.principal()[0] or "The principal"
+
     def who(self) -> str:
         """``the user Roboman1``, or ``the principal`` when no finding names it."""
         name, kind = self.principal()
@@ -82,11 +87,19 @@ class Text:
     known: set[str] | None = None
 
     def say(self, text: str, ids: Iterable[str], part: str = "narrative") -> None:
+        """Add a sentence as written: its first letter is never changed here, since a sentence
+        may open with a name or an id (``kestrel.ops``, ``i-0abc``) that keeps AWS's spelling;
+        one that opens with an English word is written :func:`capitalised`."""
         shown = clean(text, 2000)
         if shown:
-            shown = shown[0].upper() + shown[1:]
             named = [i for i in dict.fromkeys(ids) if self.known is None or i in self.known]
             self.sentences.append({"text": shown, "findings": named, "part": part})
+
+
+def capitalised(text: str) -> str:
+    """``text`` with its first letter upper-case: for a sentence opening with an English word
+    (``the CloudWatch alarm …``), never one opening with a name or an id."""
+    return text[:1].upper() + text[1:]
 
 
 def texts(value: object) -> list[str]:

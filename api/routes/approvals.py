@@ -24,6 +24,7 @@ from engine.store.approvals import (
 )
 from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest
+from engine.store.rehearsals import run_modes
 from riposte.logs import bound
 
 log = logging.getLogger("riposte.api")
@@ -47,7 +48,9 @@ def get_approvals(
         requests = requests_to_decide(session, actor=caller.name, role=caller.role)
     else:
         requests = list(list_requests(session, status=status))
-    return ApprovalList(approvals=[ApprovalSummary.of(request) for request in requests])
+    modes = run_modes(session, (request.run_id for request in requests))
+    return ApprovalList(approvals=[ApprovalSummary.of(request, mode=modes[request.run_id])
+                                   for request in requests])
 
 
 @router.get("/{request_id}", responses=_NOT_FOUND)
@@ -109,4 +112,5 @@ def post_decision(
 
 def _detailed(session: Session, request: ApprovalRequest) -> ApprovalOut:
     return ApprovalOut.detailed(request, decisions=decisions(session, request.id),
-                                deciders=remaining_deciders(session, request))
+                                deciders=remaining_deciders(session, request),
+                                mode=run_modes(session, [request.run_id])[request.run_id])

@@ -1,4 +1,4 @@
-"""Runs: list, show with the journal, start by hand, cancel."""
+"""Runs: list, show with the journal, start by hand, cancel, rehearse, roll back."""
 
 from __future__ import annotations
 
@@ -8,12 +8,22 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query
 from pydantic import AfterValidator
 
-from api.deps import IdFilter, IdInPath, LibraryDep, Limit, Offset, ResponderCaller, SessionDep
+from api.deps import (
+    IdFilter,
+    IdInPath,
+    LibraryDep,
+    Limit,
+    Offset,
+    ResponderCaller,
+    SessionDep,
+    SettingsDep,
+)
 from api.schemas import RunIn, RunList, RunOut, RunSummary
 from engine.conductor import TRANSITIONS
 from engine.rollback import start_rollback
 from engine.store.alerts import get_alert
 from engine.store.errors import NotFound
+from engine.store.rehearsals import rehearse_run
 from engine.store.runs import (
     cancel_run,
     get_run,
@@ -70,15 +80,20 @@ def get_one_run(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) 
     "", status_code=201, responses={404: {"description": "No such alert or playbook."}}
 )
 def start_run(
-    body: RunIn, caller: ResponderCaller, session: SessionDep, library: LibraryDep
+    body: RunIn, caller: ResponderCaller, session: SessionDep, library: LibraryDep,
+    settings: SettingsDep,
 ) -> RunOut:
-    """Queue a run of a loaded playbook on a stored alert."""
+    """Queue a run of a loaded playbook on a stored alert.
+
+    Without a ``mode`` it runs in the playbook's, else in RIPOSTE_DEFAULT_MODE.
+    """
     playbook = library.current().get(body.playbook)
     if playbook is None:
         raise NotFound(f"no playbook {body.playbook!r} is loaded (GET /v1/playbooks lists them)")
+    mode = body.mode or playbook.spec.mode or settings.default_mode
     with bound(alert_id=body.alert_id), session.begin():
         alert = get_alert(session, body.alert_id)
-        run = queue_run(session=session, alert_id=alert.id, playbook=playbook, mode=body.mode,
+        run = queue_run(session=session, alert_id=alert.id, playbook=playbook, mode=mode,
                         started_by=caller.name)
     with bound(alert_id=run.alert_id, run_id=run.id):
         log.info("%s started %s run of %s", caller.name, run.mode, run.playbook)
@@ -118,3 +133,26 @@ def rollback(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> 
             rollback_run = start_rollback(session=session, run_id=run_id, actor=caller.name)
         log.info("%s asked to roll back run %s: run %s", caller.name, run_id, rollback_run.id)
         return RunOut.detailed(rollback_run, alert_ids=[rollback_run.alert_id], journal=[])
+
+
+@router.post(
+    "/{run_id}/rehearse",
+    status_code=201,
+    responses={
+        **_NOT_FOUND,
+        409: {"description": "The playbook the run pinned no longer loads."},
+    },
+)
+def rehearse(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
+    """Rehearse a run: queue a dry-run copy of it on every alert it sees; answer the copy.
+
+    The copy pins the same playbook text, names the run in ``rehearses``, is started by the
+    caller (who therefore cannot approve it) and changes nothing in AWS. Alerts arriving later
+    join the run, not the copy.
+    """
+    with bound(run_id=run_id):
+        with session.begin():
+            rehearsal = rehearse_run(session=session, run_id=run_id, actor=caller.name)
+        log.info("%s rehearses run %s: run %s", caller.name, run_id, rehearsal.id)
+        return RunOut.detailed(rehearsal, alert_ids=run_alert_ids(session, rehearsal.id),
+                               journal=[])

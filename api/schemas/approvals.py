@@ -53,10 +53,17 @@ class ApprovalSummary(ResponseModel):
     created_at: datetime
     expires_at: datetime
     decided_at: datetime | None
+    mode: str = Field(
+        description="The run's mode: live, or dry_run — a rehearsal, whose approval changes "
+        "nothing in AWS (its calls are planned, never made)."
+    )
 
     @classmethod
-    def of(cls, request: ApprovalRequest) -> ApprovalSummary:
-        return ApprovalSummary.model_validate(request)
+    def of(cls, request: ApprovalRequest, *, mode: str) -> ApprovalSummary:
+        stored = {
+            name: getattr(request, name) for name in ApprovalSummary.model_fields if name != "mode"
+        }
+        return ApprovalSummary(**stored, mode=mode)
 
 
 class ExcludedOut(ResponseModel):
@@ -117,9 +124,10 @@ class ApprovalOut(ApprovalSummary):
         *,
         decisions: Sequence[ApprovalDecision],
         deciders: Deciders,
+        mode: str,
     ) -> ApprovalOut:
         return cls(
-            **ApprovalSummary.of(request).model_dump(),
+            **ApprovalSummary.of(request, mode=mode).model_dump(),
             plan=request.plan,
             decisions=[DecisionOut.model_validate(d) for d in decisions],
             approvals_needed=deciders.approvals_needed,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from engine.playbooks import LoadedPlaybook, PlaybookProblem
 
@@ -24,14 +24,19 @@ class PlaybookOut(BaseModel):
     hash: str
     file: str
     trigger: dict[str, Any] | None
+    mode: str = Field(
+        description="Mode of the runs alerts start: the playbook's own, else "
+        "RIPOSTE_DEFAULT_MODE; dry_run: rehearsals (shadow mode), nothing changes in AWS."
+    )
     steps: list[StepBrief]
 
     @classmethod
-    def summary_fields(cls, playbook: LoadedPlaybook) -> dict[str, Any]:
+    def summary_fields(cls, playbook: LoadedPlaybook, *, default_mode: str) -> dict[str, Any]:
         spec = playbook.spec
         return {
             "name": spec.name,
             "description": spec.description,
+            "mode": spec.mode or default_mode,
             "hash": playbook.hash,
             "file": Path(playbook.file).name,
             "trigger": spec.trigger.model_dump(mode="json") if spec.trigger else None,
@@ -46,8 +51,8 @@ class PlaybookOut(BaseModel):
         }
 
     @classmethod
-    def of(cls, playbook: LoadedPlaybook) -> PlaybookOut:
-        return cls(**cls.summary_fields(playbook))
+    def of(cls, playbook: LoadedPlaybook, *, default_mode: str) -> PlaybookOut:
+        return cls(**cls.summary_fields(playbook, default_mode=default_mode))
 
 
 class PlaybookDetail(PlaybookOut):
@@ -56,8 +61,8 @@ class PlaybookDetail(PlaybookOut):
     text: str
 
     @classmethod
-    def detailed(cls, playbook: LoadedPlaybook) -> PlaybookDetail:
-        return cls(**cls.summary_fields(playbook), text=playbook.text)
+    def detailed(cls, playbook: LoadedPlaybook, *, default_mode: str) -> PlaybookDetail:
+        return cls(**cls.summary_fields(playbook, default_mode=default_mode), text=playbook.text)
 
 
 class ProblemOut(BaseModel):

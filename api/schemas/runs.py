@@ -13,6 +13,7 @@ from api.schemas.common import (
     ResponseModel,
     Text,
 )
+from engine import conductor
 from engine.store.models import Run, StepRecord
 
 Mode = Literal["live", "dry_run"]
@@ -23,7 +24,11 @@ class RunIn(RequestModel):
 
     alert_id: Annotated[Text, Field(min_length=1, max_length=36)]
     playbook: Annotated[Text, Field(min_length=1, max_length=128)]
-    mode: Mode = "live"
+    mode: Mode | None = Field(
+        default=None,
+        description="live, or dry_run (a rehearsal: nothing changes in AWS); none: the "
+        "playbook's mode, else RIPOSTE_DEFAULT_MODE.",
+    )
 
 
 class StepOut(ResponseModel):
@@ -32,6 +37,10 @@ class StepOut(ResponseModel):
     step_id: str
     action: str
     status: str
+    round: int = Field(
+        description="Which judgement of the run's alerts it belongs to: alerts that joined "
+        "before anything was approved or changed started the run over, in a new round."
+    )
     attempts: int
     params: Any
     output: Any
@@ -49,6 +58,14 @@ class ApprovalRef(ResponseModel):
     status: str
 
 
+class LeftUndone(ResponseModel):
+    """Work a succeeded step said it did not do, and why."""
+
+    step: str
+    target: str
+    reason: str
+
+
 class RunSummary(ResponseModel):
     """A run, without its journal."""
 
@@ -62,10 +79,48 @@ class RunSummary(ResponseModel):
     error: str | None
     created_at: datetime
     finished_at: datetime | None
+    not_before: datetime | None = Field(
+        description="Queued, it starts no sooner: it waits for its burst to go quiet "
+        "(the trigger's settle)."
+    )
+    round: int = Field(
+        default=1,
+        description="How many times it has judged its alerts: 1, plus one each time alerts "
+        "joined it before anything was approved or changed.",
+    )
+    follows: str | None = Field(
+        default=None,
+        description="The run this one follows up: alerts of its burst arrived after that run "
+        "ended or acted, so this one judges the whole burst again and asks for what is left.",
+    )
+    rehearses: str | None = Field(
+        default=None,
+        description="The run this one rehearses (POST /v1/runs/{id}/rehearse); every dry_run "
+        "run is a rehearsal and changes nothing in AWS.",
+    )
+    outcome: str | None = Field(
+        default=None,
+        description="How the run ended: its final status, or ``partial`` when it succeeded but "
+        "a step left work undone (``left_undone``); null until it ends.",
+    )
+    left_undone: list[LeftUndone] = Field(
+        default=[],
+        description="What its steps said they left undone (e.g. instances no backup could "
+        "relaunch), by step.",
+    )
 
     @classmethod
     def of(cls, run: Run) -> RunSummary:
-        return RunSummary.model_validate(run)
+        summary = RunSummary.model_validate(run)
+        rehearses = run.state.get("rehearses")
+        summary.rehearses = rehearses if isinstance(rehearses, str) else None
+        summary.round = conductor.round_of(run.state)
+        follows = run.state.get("follows")
+        summary.follows = follows if isinstance(follows, str) else None
+        # The step records in the run's state keep what each step left undone.
+        summary.outcome = conductor.outcome(run.state)
+        summary.left_undone = [LeftUndone(**i) for i in conductor.left_undone(run.state)]
+        return summary
 
 
 class RunOut(RunSummary):

@@ -65,12 +65,14 @@ def ingest_alert(
     body_bytes: int,
     actor: str,
     is_production: ProductionCheck | None = None,
+    default_mode: str = "live",
 ) -> IngestResult:
     """Store an alert with its delivery and start, join or count it for every matching trigger.
 
     A repeat (same ``dedup_key``) only counts on the alert it repeats. ``is_production`` is
     ``Settings.is_production``; None (benchmarks, tests without settings) takes every instance
-    for possible production.
+    for possible production. ``default_mode`` (``Settings.default_mode``): the mode of the runs
+    it starts when their playbook gives none.
     """
     connection = session.connection()
     received = utcnow()
@@ -89,7 +91,7 @@ def ingest_alert(
                  details={"source": alert.source, "kind": alert.kind, "title": alert.title})
     triggered = apply_triggers(session=session, alert_id=alert_id, alert=alert,
                                received_at=received, playbooks=playbooks,
-                               is_production=is_production)
+                               is_production=is_production, default_mode=default_mode)
     return IngestResult(alert_id=alert_id, run_ids=triggered.started,
                         joined_run_ids=triggered.joined)
 
@@ -220,6 +222,7 @@ def ingest_delivery(
     body_bytes: int,
     actor: str,
     is_production: ProductionCheck | None = None,
+    default_mode: str = "live",
 ) -> list[IngestResult]:
     """Store and commit every alert of one delivery, or none of them.
 
@@ -244,7 +247,7 @@ def ingest_delivery(
         return [
             ingest_alert(session=session, alert=alert, playbooks=playbooks, endpoint=endpoint,
                          body_sha256=body_sha256, body_bytes=body_bytes, actor=actor,
-                         is_production=is_production)
+                         is_production=is_production, default_mode=default_mode)
             for alert in alerts
         ]
 

@@ -142,6 +142,18 @@ def get_request(session: Session, request_id: str) -> ApprovalRequest:
     return request
 
 
+def earlier_request(
+    session: Session, *, run_ids: Sequence[str], step_id: str
+) -> ApprovalRequest | None:
+    """The newest request of ``step_id`` in these runs (a run and the run it follows up)."""
+    query = (
+        select(ApprovalRequest)
+        .where(ApprovalRequest.run_id.in_(run_ids), ApprovalRequest.step_id == step_id)
+        .order_by(ApprovalRequest.created_at.desc(), ApprovalRequest.id.desc())
+    )
+    return session.execute(query.limit(1)).scalars().first()
+
+
 def list_requests(session: Session, *, status: str | None = None) -> Sequence[ApprovalRequest]:
     """Return approval requests, newest first."""
     query = select(ApprovalRequest).order_by(ApprovalRequest.id.desc()).limit(500)

@@ -107,6 +107,11 @@ class Run(Base):
     trigger_key: Mapped[str | None] = mapped_column(String(64))
     window_start: Mapped[datetime | None] = mapped_column(UTCDateTime)
     window_end: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Queued, it is claimed no sooner (a burst settling: engine.spec.Settle).
+    not_before: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # When its first step that changes AWS began (planned, in a dry run): from then on, alerts
+    # that join its group start a follow-up run instead of starting this one over.
+    acted_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
 class RunAlert(Base):
@@ -143,11 +148,13 @@ class StepRecord(Base):
 
     __tablename__ = "step_records"
     __table_args__ = (
-        # A step can succeed once per run, whatever the workers do.
+        # A step can succeed once per round of a run, whatever the workers do (a run is started
+        # over, in a new round, only before any step of it changed AWS).
         Index(
             "uq_step_records_succeeded_once",
             "run_id",
             "step_id",
+            "round",
             unique=True,
             postgresql_where=text("status = 'succeeded'"),
             sqlite_where=text("status = 'succeeded'"),
@@ -160,6 +167,8 @@ class StepRecord(Base):
     action: Mapped[str] = mapped_column(String(128))
     status: Mapped[str] = mapped_column(String(32))
     worker: Mapped[str] = mapped_column(String(128))
+    # Which judgement of the run's alerts it belongs to (engine.conductor.rejudged).
+    round: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     params: Mapped[Any] = mapped_column(JSONType, nullable=True)
     output: Mapped[Any] = mapped_column(JSONType, nullable=True)

@@ -15,7 +15,7 @@ from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
 from engine.store.errors import NotFound
 from engine.store.models import Alert, ApprovalRequest, Run, RunAlert, StepRecord
-from engine.store.types import JSONType, UTCDateTime, new_id, utcnow
+from engine.store.types import JSONType, UTCDateTime, new_id, settle_clock, utcnow
 
 MODES = ("live", "dry_run")
 
@@ -30,6 +30,8 @@ _HOLDS_LEASE = and_(
     _runs.c.status == conductor.RUNNING,
 )
 _TOUCH_RUN = update(_runs).where(_HOLDS_LEASE).values(updated_at=bindparam("now"))
+# A step that changes AWS is about to begin: from now on the run is never started over.
+_ACT_RUN = _TOUCH_RUN.values(acted_at=func.coalesce(_runs.c.acted_at, bindparam("now")))
 _MOVE_RUN = (
     update(_runs)
     .where(_HOLDS_LEASE)
@@ -63,10 +65,12 @@ def queue_run(
     playbook: LoadedPlaybook,
     mode: str,
     started_by: str,
+    at: datetime | None = None,
 ) -> Run:
     """Queue a run of ``playbook`` on an alert, pinning the playbook's text and hash.
 
     The alert is the run's first in ``run_alerts``; others may join it later (``join_run``).
+    ``at``: when it is queued (default: now; a trigger gives the settle clock's time).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -81,6 +85,8 @@ def queue_run(
         state=state,
         started_by=started_by,
     )
+    if at is not None:
+        run.created_at = run.queued_at = run.updated_at = at
     session.add(run)
     session.flush()
     session.add(RunAlert(run_id=run.id, alert_id=alert_id))
@@ -197,11 +203,20 @@ class Claim:
     reclaimed: bool
 
 
-def claim_next_run(*, session: Session, worker: str, lease_seconds: float) -> Claim | None:
-    """Claim the oldest runnable run (queued, or running under an expired lease), or None."""
+def claim_next_run(
+    *, session: Session, worker: str, lease_seconds: float, at: datetime | None = None
+) -> Claim | None:
+    """Claim the oldest runnable run (queued, or running under an expired lease), or None.
+
+    A queued run is runnable from its ``not_before`` on, by the settle clock (or ``now``).
+    """
     now = utcnow()
+    settled = settle_clock.now() if at is None else at
     runnable = or_(
-        Run.status == conductor.QUEUED,
+        and_(
+            Run.status == conductor.QUEUED,
+            or_(Run.not_before.is_(None), Run.not_before <= settled),
+        ),
         and_(Run.status == conductor.RUNNING, Run.lease_expires_at < now),
     )
     query = select(Run).where(runnable).order_by(Run.queued_at).limit(1)
@@ -242,15 +257,38 @@ def renew_lease(*, session: Session, run_id: str, worker: str, lease_seconds: fl
 
 
 def begin_step(
-    *, session: Session, run_id: str, step_id: str, action: str, worker: str
+    *,
+    session: Session,
+    run_id: str,
+    step_id: str,
+    action: str,
+    worker: str,
+    round: int = 1,
+    acting: bool = False,
 ) -> str | None:
-    """Journal a step about to execute; None, writing nothing, if the lease is not ours."""
+    """Journal a step about to execute; None, writing nothing, if the lease is not ours.
+
+    ``acting``: the step changes AWS (or plans to, in a dry run); the run is marked as having
+    acted, in the same fenced statement, so an alert joining later never starts it over.
+    """
     held = session.connection().execute(
-        _TOUCH_RUN, {"run_id": run_id, "worker": worker, "now": utcnow()}
+        _ACT_RUN if acting else _TOUCH_RUN, {"run_id": run_id, "worker": worker, "now": utcnow()}
     )
     if not held.rowcount:
         return None
-    return _journal(session, run_id, step_id, action, worker)
+    return _journal(session, run_id, step_id, action, worker, round)
+
+
+def hold(session: Session, run_id: str, worker: str) -> Run | None:
+    """Lock the run and return it while ``worker`` drives it (its lease, running), else None.
+
+    Whoever changes a run's state from outside its worker (an alert starting it over, a
+    cancel) takes the same lock first.
+    """
+    run = _locked(session, run_id)
+    if run.lease_owner != worker or run.status != conductor.RUNNING:
+        return None
+    return run
 
 
 @dataclass(frozen=True)
@@ -270,12 +308,13 @@ def finish_step(
     worker: str,
     outcome: StepOutcome,
     new_state: dict[str, Any],
-    next_step: tuple[str, str] | None = None,
+    next_step: tuple[str, str, bool] | None = None,
 ) -> StepFinish | None:
     """Record a step's outcome, the run's new state and the audit event together.
 
-    ``next_step`` (id, action) is journaled as started in the same transaction when the run
-    goes on. Returns None, writing nothing, when the worker no longer holds the run's lease.
+    ``next_step`` (id, action, whether it changes AWS: see ``begin_step``) is journaled as
+    started in the same transaction when the run goes on. Returns None, writing nothing, when
+    the worker no longer holds the run's lease.
     """
     now = utcnow()
     # The hot path: one fenced UPDATE, no row loaded.
@@ -318,16 +357,24 @@ def finish_step(
         _finish(session, run, worker, now)
     next_record_id = None
     if status == conductor.RUNNING and next_step is not None:
-        next_record_id = _journal(session, run_id, *next_step, worker)
+        step_id, action, acting = next_step
+        if acting:
+            connection.execute(_ACT_RUN, {"run_id": run_id, "worker": worker, "now": now})
+        next_record_id = _journal(
+            session, run_id, step_id, action, worker, conductor.round_of(new_state)
+        )
     return StepFinish(status=status, state=new_state, next_record_id=next_record_id)
 
 
-def _journal(session: Session, run_id: str, step_id: str, action: str, worker: str) -> str:
+def _journal(
+    session: Session, run_id: str, step_id: str, action: str, worker: str, round: int = 1
+) -> str:
     record_id = new_id()
     session.connection().execute(
         _START_RECORD,
         {"id": record_id, "run_id": run_id, "step_id": step_id, "action": action,
-         "status": "running", "worker": worker, "attempts": 0, "started_at": utcnow()},
+         "status": "running", "worker": worker, "attempts": 0, "started_at": utcnow(),
+         "round": round},
     )
     return record_id
 
@@ -356,30 +403,86 @@ def _finish(session: Session, run: Run, worker: str, now: datetime) -> None:
     ]
     if run.status == conductor.FAILED and failed:
         run.error = failed[-1]
+    details: dict[str, Any] = {"error": run.error} if run.error else {}
+    left_undone = conductor.left_undone(run.state)
+    if left_undone:  # run.succeeded with outcome partial, say, and what was not done
+        details.update(outcome=conductor.outcome(run.state), left_undone=left_undone)
     audit.record(
         session,
         actor=worker,
         verb=f"run.{run.status}",
         alert_id=run.alert_id,
         run_id=run.id,
-        details={"error": run.error} if run.error else {},
+        details=details,
     )
 
 
-def _interrupt_steps(session: Session, run_id: str, now: datetime) -> list[str]:
+def _interrupt_steps(
+    session: Session, run_id: str, now: datetime, why: dict[str, str] | None = None
+) -> list[str]:
     rows = session.execute(
         select(StepRecord).where(StepRecord.run_id == run_id, StepRecord.status == "running")
     ).scalars().all()
     for row in rows:
         row.status = "interrupted"
         row.finished_at = now
-        row.error = {"code": "LeaseExpired", "message": f"worker {row.worker} stopped renewing"}
+        row.error = why or {
+            "code": "LeaseExpired", "message": f"worker {row.worker} stopped renewing"
+        }
     return [row.step_id for row in rows]
+
+
+def lock(session: Session, run_id: str) -> Run:
+    """Return the run locked for this transaction (whoever else changes it waits)."""
+    return _locked(session, run_id)
+
+
+def start_over(
+    *,
+    session: Session,
+    run: Run,
+    new_state: dict[str, Any],
+    not_before: datetime | None,
+    actor: str,
+    alert_id: str,
+) -> None:
+    """Queue a locked run anew in ``new_state`` (a new round): it loses its worker, its step
+    in flight is recorded as interrupted, and its pending approval requests are superseded."""
+    now = utcnow()
+    previous = run.status
+    interrupted = _interrupt_steps(
+        session, run.id, now,
+        {"code": "Rejudged", "message": "alerts joined the run: it starts over on all of them"},
+    )
+    superseded = session.execute(
+        update(ApprovalRequest)
+        .where(ApprovalRequest.run_id == run.id, ApprovalRequest.status == "pending")
+        .values(status="superseded", decided_at=now)
+        .returning(ApprovalRequest.id)
+    ).scalars().all()
+    run.state = new_state
+    run.status = new_state["status"]
+    run.lease_owner = None
+    run.lease_expires_at = None
+    run.queued_at = run.updated_at = now
+    run.not_before = not_before
+    audit.record(
+        session, actor=actor, verb="run.rejudged", alert_id=alert_id, run_id=run.id,
+        details={
+            "round": conductor.round_of(new_state),
+            "was": previous,
+            "interrupted_steps": interrupted,
+            "approvals_superseded": list(superseded),
+            "not_before": not_before.isoformat() if not_before else None,
+        },
+    )
+    wakeup.mark_runnable(session)
 
 
 def _locked(session: Session, run_id: str) -> Run:
     run = session.execute(
         select(Run).where(Run.id == run_id).with_for_update()
+        .execution_options(populate_existing=True)  # as it is once locked, not as first read
     ).scalars().first()
     if run is None:
         raise NotFound(f"no run {run_id!r}")

@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
+from typing import Any
 
 from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
@@ -28,9 +29,10 @@ from engine import audit, conductor
 from engine.alerts import NormalizedAlert, ProductionCheck, trigger_matches
 from engine.playbooks import LoadedPlaybook
 from engine.spec import Correlate, Trigger
+from engine.store.bursts import admit, settled_at
 from engine.store.models import Alert, Run, ThresholdEvent
 from engine.store.runs import join_run, queue_run
-from engine.store.types import utcnow
+from engine.store.types import settle_clock, utcnow
 from engine.triggers import (
     Counted,
     Window,
@@ -72,10 +74,12 @@ def apply_triggers(
     received_at: datetime,
     playbooks: Mapping[str, LoadedPlaybook],
     is_production: ProductionCheck | None,
+    default_mode: str = "live",
 ) -> Triggered:
     """Start, join or count the stored alert for every playbook whose trigger matches it.
 
-    Windows use the alert's event time, or ``received_at`` when its source gives none.
+    Windows use the alert's event time, or ``received_at`` when its source gives none. Runs
+    start in their playbook's ``mode``, else in ``default_mode`` (RIPOSTE_DEFAULT_MODE).
     """
     moment = alert.event_time or received_at
     outcome = Triggered()
@@ -85,6 +89,7 @@ def apply_triggers(
         trigger = playbook.spec.trigger
         if trigger is None or not trigger_matches(trigger, alert, is_production=is_production):
             continue
+        playbook = _in_mode(playbook, default_mode)
         if trigger.threshold is not None:
             _count(session, playbook, trigger, alert_id, alert, moment, is_production, outcome)
         elif trigger.correlate is not None:
@@ -94,9 +99,35 @@ def apply_triggers(
     return outcome
 
 
-def _start(session: Session, playbook: LoadedPlaybook, alert_id: str) -> Run:
-    return queue_run(session=session, alert_id=alert_id, playbook=playbook, mode="live",
-                     started_by="system")
+def _in_mode(playbook: LoadedPlaybook, default_mode: str) -> LoadedPlaybook:
+    """The playbook with its runs' mode decided: its own, else the default (text, hash kept)."""
+    if playbook.spec.mode is not None:
+        return playbook
+    spec = playbook.spec.model_copy(update={"mode": default_mode})
+    return replace(playbook, spec=spec)
+
+
+def _start(
+    session: Session, playbook: LoadedPlaybook, alert_id: str, *, mode: str | None = None
+) -> Run:
+    """Queue a run of the playbook: in ``mode`` (a follow-up's), else the playbook's mode."""
+    now = settle_clock.now()
+    run = queue_run(session=session, alert_id=alert_id, playbook=playbook,
+                    mode=mode or playbook.spec.mode or "live", started_by="system", at=now)
+    trigger = playbook.spec.trigger
+    run.not_before = settled_at(trigger.settle if trigger else None, queued=now, now=now)
+    return run
+
+
+def _admit(
+    session: Session, playbook: LoadedPlaybook, run: Run, alert_id: str, details: dict[str, Any],
+    outcome: Triggered,
+) -> Run:
+    """The alert belongs to ``run``'s group and window: it joins it, or a follow-up of it."""
+    admitted = admit(session=session, run=run, alert_id=alert_id, playbook=playbook,
+                     details=details)
+    (outcome.joined if admitted.id == run.id else outcome.started).append(admitted.id)
+    return admitted
 
 
 def _correlate(
@@ -116,9 +147,7 @@ def _correlate(
     _lock_group(session, name, key)
     run = _run_of_group(session, name, key, moment, open_only=True)
     if run is not None:
-        join_run(session=session, run=run, alert_id=alert_id, actor="system",
-                 details={"by": correlate.by})
-        outcome.joined.append(run.id)
+        _admit(session, playbook, run, alert_id, {"by": correlate.by}, outcome)
         return
     run = _start(session, playbook, alert_id)
     _own_window(run, key, Window.around(moment, timedelta(seconds=correlate.within)))
@@ -143,14 +172,18 @@ def _count(
     name, group = playbook.spec.name, threshold_group(threshold, alert)
     within = timedelta(seconds=threshold.within)
     _lock_group(session, name, group)
-    fired = _run_of_group(session, name, group, moment, open_only=False)
+    # A burst that goes on past its window stays one burst while its events keep coming less
+    # than ``within`` apart: an event that close to a fired window joins it (and widens it).
+    fired = _run_of_group(session, name, group, moment, open_only=False, reach=within)
     for unit in units:
         session.add(ThresholdEvent(playbook=name, group_key=group, alert_id=alert_id, unit=unit,
                                    event_time=moment, run_id=fired.id if fired else None))
     if fired is not None:  # a later event of a burst that has fired already
-        join_run(session=session, run=fired, alert_id=alert_id, actor="system",
-                 details={"threshold": "later event of the window that fired"})
-        outcome.joined.append(fired.id)
+        admitted = _admit(session, playbook, fired, alert_id,
+                          {"threshold": "later event of the burst that fired"}, outcome)
+        assert admitted.window_start is not None and admitted.window_end is not None
+        admitted.window_start = min(admitted.window_start, moment)
+        admitted.window_end = max(admitted.window_end, moment)
         return
     session.flush()
     waiting = session.execute(
@@ -201,18 +234,27 @@ def _own_window(run: Run, key: str, window: Window) -> None:
 
 
 def _run_of_group(
-    session: Session, playbook: str, key: str, moment: datetime, *, open_only: bool
+    session: Session,
+    playbook: str,
+    key: str,
+    moment: datetime,
+    *,
+    open_only: bool,
+    reach: timedelta = timedelta(0),
 ) -> Run | None:
-    """Return the latest run of the group whose window holds ``moment``."""
+    """Return the latest run of the group whose window, ``reach`` wider each way, holds
+    ``moment``."""
     query = select(Run).where(
         Run.playbook == playbook,
         Run.trigger_key == key,
-        Run.window_start <= moment,
-        Run.window_end >= moment,
+        Run.window_start <= moment + reach,
+        Run.window_end >= moment - reach,
     )
     if open_only:
         query = query.where(Run.status.not_in(sorted(conductor.TERMINAL)))
-    return session.execute(query.order_by(Run.window_start.desc()).limit(1)).scalars().first()
+    # A follow-up shares its run's window: the newest run of the group is the one to join.
+    latest = query.order_by(Run.window_start.desc(), Run.created_at.desc(), Run.id.desc())
+    return session.execute(latest.limit(1)).scalars().first()
 
 
 def _lock_group(session: Session, playbook: str, key: str) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import time
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Integer
@@ -41,6 +41,32 @@ class UTCDateTime(TypeDecorator[datetime]):
 def utcnow() -> datetime:
     """Return the current time, aware, in UTC."""
     return datetime.now(UTC)
+
+
+class SettleClock:
+    """The time by which runs wait for a burst to settle: the wall clock, unless a test moves it.
+
+    Queueing a run, an alert joining it and a worker claiming it all read it, so a test plays a
+    burst's minutes of gaps (and the playbook's quiet period) in a moment: ``advance``.
+    """
+
+    def __init__(self) -> None:
+        self._ahead = timedelta(0)
+
+    def now(self) -> datetime:
+        """What time it is for settling."""
+        return utcnow() + self._ahead
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock on (tests only)."""
+        self._ahead += timedelta(seconds=seconds)
+
+    def reset(self) -> None:
+        """Back to the wall clock."""
+        self._ahead = timedelta(0)
+
+
+settle_clock = SettleClock()
 
 
 def new_id() -> str:

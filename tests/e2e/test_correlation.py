@@ -149,11 +149,24 @@ def test_a_run_sees_the_alerts_that_joined_it_while_it_waited(
     first = post_alert(client, tokens.as_ingest, **finding(5, ip="198.51.100.7"))
     [run_id] = first["run_ids"]
     run = wait_for_run(client, run_id, tokens.as_responder, "waiting_approval")
+    [shown] = run["approvals"]
     joined = post_alert(client, tokens.as_ingest, **finding(1, ip="203.0.113.9"))
     assert joined["joined_run_ids"] == [run_id]
 
-    [ref] = run["approvals"]
+    # The request shown before the alert joined judged one alert of two: it is superseded, and
+    # a decision on it is refused. The run starts over on both and asks again.
+    request = client.get(f"/v1/approvals/{shown['id']}", headers=tokens.as_responder).json()
+    assert request["status"] == "superseded"
+    refused = client.post(
+        f"/v1/approvals/{shown['id']}/decision",
+        json={"decision": "approve", "reason": "go", "plan_hash": request["plan_hash"]},
+        headers=tokens.as_responder,
+    )
+    assert refused.status_code == 409 and "superseded" in refused.json()["message"]
+    run = wait_for_run(client, run_id, tokens.as_responder, "waiting_approval")
+    [ref] = [a for a in run["approvals"] if a["id"] != shown["id"]]
     request = client.get(f"/v1/approvals/{ref['id']}", headers=tokens.as_responder).json()
+    assert request["plan"]["widened"]["replaces"] == shown["id"]
     decided = client.post(
         f"/v1/approvals/{ref['id']}/decision",
         json={"decision": "approve", "reason": "go", "plan_hash": request["plan_hash"]},

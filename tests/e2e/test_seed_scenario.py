@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
+from engine.store.types import settle_clock
 from riposte.cli import app
 from riposte.demo_aws import LocalAws
 from riposte.demo_scenario import (
@@ -47,6 +48,7 @@ PLAYBOOKS = Path(__file__).resolve().parents[2] / "playbooks"
 PLAYBOOK = "mass-instance-termination"
 WAIT_SECONDS = 60.0
 DENY_ALL = "arn:aws:iam::aws:policy/AWSDenyAll"
+SETTLE_AT_MOST = 300.0  # the shipped playbook's settle: {quiet: 1m, at_most: 5m}
 
 
 @pytest.fixture(scope="module")
@@ -130,11 +132,19 @@ class Scene:
 def attacked(
     scenario_settings: Settings, tokens: Tokens, aws: AwsSandbox, *, routine: bool = False
 ) -> Iterator[Scene]:
-    """Seed the account, start Riposte, play the terminations; yield while it serves."""
+    """Seed the account, start Riposte, play the terminations; yield while it serves.
+
+    The burst is over once played: the settle clock moves on past the playbook's settle period
+    (``at_most``) instead of the test waiting for the quiet minute.
+    """
     account = seed_account(aws.url, routine=routine)
     with TestClient(create_app(scenario_settings, in_process_workers=1)) as client:
         played = play(account, client, tokens.ingest)
-        yield Scene(client=client, tokens=tokens, account=account, played=played)
+        settle_clock.advance(SETTLE_AT_MOST)
+        try:
+            yield Scene(client=client, tokens=tokens, account=account, played=played)
+        finally:
+            settle_clock.reset()
 
 
 # ---------------------------------------------------------------------------------------------

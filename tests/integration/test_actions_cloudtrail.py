@@ -30,6 +30,7 @@ from actions.base import ActionError, RunEnv
 from engine.alerts import template_view
 from engine.normalize import normalize_cloudtrail_record, normalize_eventbridge
 from engine.store.alerts import ingest_alert
+from engine.store.db import make_engine, make_sessionmaker
 from tests import cloudtrail_samples as ct
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 
@@ -326,7 +327,8 @@ def test_the_trails_log_files_give_the_same_figures(aws: AwsSandbox, mode: str) 
 def test_the_s3_source_needs_a_bucket(aws: AwsSandbox) -> None:
     with pytest.raises(ActionError) as error:
         aws.act(NAME, {"sources": ["s3"]}, env=aws.env(alert=_alert()))
-    assert error.value.code == "SourceUnavailable"
+    assert error.value.code == "SourcesUnreadable"
+    assert "s3: SourceUnavailable: " in error.value.message
     assert "RIPOSTE_CLOUDTRAIL_BUCKET" in error.value.message
 
 
@@ -359,7 +361,7 @@ def test_the_ingested_events_give_the_same_figures(
 
     _assert_seed_figures(acted.output)
     assert acted.output["sources"]["ingested"] == {
-        "events": 69, "alerts_read": 69, "truncated": False
+        "read": True, "events": 69, "alerts_read": 69, "truncated": False
     }
     assert acted.sent == []  # nothing asked of AWS
 
@@ -384,7 +386,8 @@ def test_the_ingested_query_reads_only_the_window_and_the_account(
 def test_the_ingested_source_without_database_access_is_a_clear_error(aws: AwsSandbox) -> None:
     with pytest.raises(ActionError) as error:
         aws.act(NAME, {"sources": ["ingested"]}, env=aws.env(alert=_alert()))
-    assert error.value.code == "SourceUnavailable"
+    assert error.value.code == "SourcesUnreadable"
+    assert "ingested: SourceUnavailable: " in error.value.message
     assert "RunEnv.sessions" in error.value.message
 
 
@@ -402,3 +405,161 @@ def test_sources_combine_and_count_each_event_once(
 
     assert out["sources"]["s3"]["events"] == out["sources"]["ingested"]["events"] == 69
     _assert_seed_figures(out)
+
+
+# --- One source unreadable: the others' events still count -------------------------------------
+
+
+def _unread(out: dict[str, Any], source: str) -> str:
+    """Why ``source`` was not read, checked the same in ``sources`` and in ``failed``."""
+    report = out["sources"][source]
+    assert report["read"] is False
+    why = f"{report['error']['code']}: {report['error']['message']}"
+    assert out["failed"] == {source: why}
+    return why
+
+
+def test_without_a_database_the_history_comes_from_the_trails_bucket(aws: AwsSandbox) -> None:
+    # `riposte plan` rehearses with no database: the demo's sources are s3 and ingested.
+    _seed_bucket(aws, ct.seeded_history())
+    aws.settings = aws.settings.model_copy(
+        update={"cloudtrail_bucket": BUCKET, "cloudtrail_sources": ["s3", "ingested"]}
+    )
+
+    out = aws.act(NAME, {}, env=aws.env(mode="dry_run", alert=_alert())).output
+
+    _assert_seed_figures(out)
+    assert out["read"] == ["s3"]
+    assert out["sources"]["s3"]["read"] is True and out["sources"]["s3"]["events"] == 69
+    why = _unread(out, "ingested")
+    assert why.startswith("SourceUnavailable: the ingested CloudTrail source reads Riposte's")
+    assert "riposte plan" in why
+    json.dumps(out)  # a step output: plain JSON
+
+
+def test_a_missing_bucket_leaves_the_history_to_the_ingested_events(
+    aws: AwsSandbox, sessionmaker: SessionMaker[Session]
+) -> None:
+    _ingest(sessionmaker, ct.seeded_history())
+    aws.settings = aws.settings.model_copy(update={"cloudtrail_bucket": "no-such-trail-bucket"})
+    env = aws.env(alert=_alert())
+    env.sessions = sessionmaker  # type: ignore[attr-defined]
+
+    out = aws.act(NAME, {"sources": ["s3", "ingested"]}, env=env).output
+
+    _assert_seed_figures(out)
+    assert out["read"] == ["ingested"] and out["sources"]["ingested"]["events"] == 69
+    assert _unread(out, "s3").startswith("NoSuchBucket: ListObjectsV2: ")
+
+
+def test_an_unusable_database_leaves_the_history_to_the_trails_bucket(
+    aws: AwsSandbox, tmp_path: Any
+) -> None:
+    _seed_bucket(aws, ct.seeded_history())
+    aws.settings = aws.settings.model_copy(update={"cloudtrail_bucket": BUCKET})
+    env = aws.env(alert=_alert())
+    # A database Riposte was never migrated on: every query fails in the driver.
+    env.sessions = make_sessionmaker(  # type: ignore[attr-defined]
+        make_engine(f"sqlite:///{tmp_path / 'empty.db'}")
+    )
+
+    out = aws.act(NAME, {"sources": ["s3", "ingested"]}, env=env).output
+
+    _assert_seed_figures(out)
+    assert _unread(out, "ingested") == (
+        "SourceUnavailable: the ingested CloudTrail source could not read Riposte's database: "
+        "no such table: alerts"
+    )
+
+
+def test_lookup_events_throttled_leaves_the_history_to_the_trails_bucket(
+    aws: AwsSandbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """LookupEvents answers ThrottlingException (Stubber; moto has no LookupEvents).
+
+    The Stubber answers before botocore's retries could run and the code is not one Riposte
+    retries itself, so the error reaches the step as it would once the retries ran out.
+    """
+    _seed_bucket(aws, ct.seeded_history())
+    aws.settings = aws.settings.model_copy(update={"cloudtrail_bucket": BUCKET})
+    stubbed = stub_cloudtrail(aws, monkeypatch, principal_history, _alert())
+    stubbed.client("cloudtrail", region="us-east-2")
+    stubbed.stubs["us-east-2"].add_client_error(
+        "lookup_events", service_error_code="ThrottlingException",
+        service_message="Rate exceeded", http_status_code=400,
+    )
+
+    def client(service: str, *, account: str | None = None, region: str | None = None) -> Client:
+        if service == "cloudtrail":
+            return stubbed.client(service, account=account, region=region)
+        return stubbed.real_client(service, account=account, region=region)
+
+    monkeypatch.setattr(stubbed.env.aws, "client", client)
+
+    out = aws.act(NAME, {"sources": ["lookup_events", "s3"]}, env=stubbed.env).output
+
+    stubbed.stubs["us-east-2"].assert_no_pending_responses()
+    _assert_seed_figures(out)
+    assert out["read"] == ["s3"]
+    assert _unread(out, "lookup_events") == "ThrottlingException: LookupEvents: Rate exceeded"
+
+
+def test_no_readable_source_fails_the_step_naming_each_source(aws: AwsSandbox) -> None:
+    aws.settings = aws.settings.model_copy(update={"cloudtrail_sources": ["s3", "ingested"]})
+
+    with pytest.raises(ActionError) as error:
+        aws.act(NAME, {}, env=aws.env(alert=_alert()))
+
+    assert error.value.code == "SourcesUnreadable"
+    assert error.value.message.startswith("no CloudTrail source could be read: s3: ")
+    assert "s3: SourceUnavailable: the s3 CloudTrail source needs RIPOSTE_CLOUDTRAIL_BUCKET" in (
+        error.value.message
+    )
+    assert "; ingested: SourceUnavailable: the ingested CloudTrail source reads" in (
+        error.value.message
+    )
+    assert error.value.retryable is False  # neither clears up by itself
+
+
+# Findings drawn from the principal's history (the others do not read it).
+FROM_HISTORY = {
+    "event_time.off_hours", "event_time.seen_at_this_hour", "event_name.cadence",
+    "source_ip.first_seen", "source_ip.location", "user_agent.seen_before",
+    "principal.sign_in_failures", "principal.mfa", "principal.recent_changes",
+    "instances.touched_before", "instances.stopped_before", "instances.recent_changes",
+}
+
+
+def test_the_findings_drawn_from_the_history_name_the_source_not_read(aws: AwsSandbox) -> None:
+    _seed_bucket(aws, ct.seeded_history())
+    aws.settings = aws.settings.model_copy(
+        update={"cloudtrail_bucket": BUCKET, "cloudtrail_sources": ["s3", "ingested"]}
+    )
+    history = aws.act(NAME, {}, env=aws.env(mode="dry_run", alert=_alert())).output
+
+    assessed = aws.act("investigation.assess", {"history": history},
+                       env=aws.env(mode="dry_run", alert=_alert())).output
+    narrated = aws.act("investigation.narrate", {
+        key: assessed[key] for key in ("findings", "open_questions", "verdict")
+    }, mode="dry_run").output
+
+    unread = {"ingested": history["failed"]["ingested"]}
+    findings = {f["id"]: f for f in assessed["findings"]}
+    marked = {i for i, f in findings.items() if "unread_sources" in f["evidence"]}
+    assert marked == FROM_HISTORY & set(findings)
+    assert {"principal.sign_in_failures", "principal.mfa", "event_time.off_hours"} <= marked
+    for finding_id in marked:
+        assert findings[finding_id]["evidence"]["unread_sources"] == unread
+        assert findings[finding_id]["answer"].endswith(
+            " The history may be incomplete: the CloudTrail source ingested could not be read."
+        )
+    # What the alert itself says is not drawn from the history, and says nothing of it.
+    assert "unread_sources" not in findings["event.what_happened"]["evidence"]
+    # The night's failed sign-ins were in the bucket: the answer still has them.
+    assert findings["principal.sign_in_failures"]["evidence"]["failures"] == 9
+    said = [s for s in narrated["sentences"] if "may be incomplete" in s["text"]]
+    assert [s["text"] for s in said] == [
+        f"The history of {ct.USER} may be incomplete: the CloudTrail source ingested could "
+        "not be read."
+    ]
+    assert set(said[0]["findings"]) == marked

@@ -17,6 +17,8 @@ from botocore.stub import Stubber
 
 from actions.aws.ec2_replacement import wait_running
 from actions.base import ActionContext, ActionError
+from engine.runner import execute_step
+from engine.spec import Step
 from tests.aws_sandbox import AwsSandbox, calls_of, mutations_of
 from tests.integration.ec2_seed import (
     PRODUCTION,
@@ -210,6 +212,49 @@ def test_relaunch_without_a_backup_before_the_incident_launches_nothing(
     assert list(partial.output["replacements"]) == [backed_up]
     assert [u["instance_id"] for u in partial.output["unrecoverable"]] == [bare]
     assert [u["code"] for u in partial.output["unrecoverable"]] == ["NoRecoveryPoint"]
+
+
+def test_a_relaunch_with_every_backup_after_the_incident_says_it_relaunched_none(
+    aws: AwsSandbox,
+) -> None:
+    """The seed's incident time, and backups taken only since: nothing can be relaunched, and
+    the step says so (it does not claim "nothing to do"), live and in a dry run alike."""
+    net = seed_network(aws)
+    ec2 = aws.client("ec2")
+    ids = [launch(aws, net, name=f"web-{n}", tags=PRODUCTION) for n in range(3)]
+    images = {i: ec2.create_image(InstanceId=i, Name=f"{i}-nightly")["ImageId"] for i in ids}
+    ec2.terminate_instances(InstanceIds=ids)
+    incident = "2020-11-06T03:21:39Z"
+    step = Step.model_validate(
+        {
+            "id": "relaunch",
+            "action": RELAUNCH,
+            "with": {"instance_ids": ids, "before": incident, "skip_unrecoverable": True},
+        }
+    )
+    context = {"alert": {}, "steps": {}, "vars": {}, "run": {"id": "run-1"}}
+
+    dry = execute_step(step, context, run_id="run-1", mode="dry_run", env=aws.env(mode="dry_run"))
+    live = execute_step(step, context, run_id="run-1", mode="live", env=aws.env())
+
+    assert live.status == "succeeded", live.error
+    assert live.output["summary"] == (
+        f"relaunched 0 of 3 terminated instances; 3 unrecoverable (no AMI or snapshot taken "
+        f"before {incident}): {', '.join(ids)}"
+    )
+    assert live.output["replacements"] == {} and _live(aws) == []
+    for item, instance_id in zip(live.output["unrecoverable"], ids, strict=True):
+        assert item["instance_id"] == instance_id and item["code"] == "NoRecoveryPoint"
+        [image, _snapshots] = item["passed_over"]  # the AMI, and the snapshots it was made of
+        assert image.startswith(f"{images[instance_id]} ({instance_id}-nightly): created ")
+        assert image.endswith(f", not before {incident}")
+    reason = f"not relaunched: no available AMI or completed snapshot set taken before {incident}"
+    assert live.left_undone == [{"target": i, "reason": reason} for i in ids]
+    assert live.output["left_undone"] == live.left_undone
+    # The dry run plans no call and says the same of every instance.
+    assert dry.status == "succeeded", dry.error
+    assert dry.output == {"planned": [], "left_undone": live.left_undone}
+    assert dry.left_undone == live.left_undone
 
 
 def test_relaunch_skips_instances_that_are_not_terminated(aws: AwsSandbox) -> None:

@@ -114,8 +114,8 @@ def test_approve_shows_the_plan_and_its_hash_and_the_run_continues(live: Live) -
     listed = live.cli("list", who="bob")
     assert listed.returncode == 0, listed.stderr
     header, row = listed.stdout.splitlines()
-    assert header.split() == ["ID", "RUN", "STEP", "REQUIRED", "EXPIRES"]
-    assert row.split()[:4] == [request_id, run_id, "disable", "1"]
+    assert header.split() == ["ID", "RUN", "MODE", "STEP", "REQUIRED", "EXPIRES"]
+    assert row.split()[:5] == [request_id, run_id, "live", "disable", "1"]
     assert row.endswith(" UTC")
 
     shown = live.cli("show", request_id, who="bob")
@@ -210,6 +210,55 @@ def test_a_pinned_plan_hash_that_differs_decides_nothing(live: Live) -> None:
     assert refused.stdout == ""
     request = live.get(f"/v1/approvals/{request_id}")
     assert (request["status"], request["decisions"]) == ("pending", [])
+    assert live.get(f"/v1/runs/{run_id}")["status"] == "waiting_approval"
+
+
+def test_a_rehearsal_started_from_the_cli_is_marked_in_every_listing_and_show(
+    live: Live,
+) -> None:
+    run_id, live_request = live.waiting_run()
+    started = riposte("runs", "rehearse", run_id, RIPOSTE_API_URL=live.url,
+                      RIPOSTE_TOKEN=live.tokens["alice"])
+    assert started.returncode == 0, started.stderr
+    said = re.fullmatch(
+        rf"REHEARSAL \(dry run, nothing will change\): run (\S+) rehearses run {run_id} on 1 "
+        r"alert\(s\) with playbook contain-user: queued\nFollow it: riposte runs show \1\n",
+        started.stdout,
+    )
+    assert said, started.stdout
+    rehearsal_id = said[1]
+    rehearsal = live.wait_for_run(rehearsal_id, "waiting_approval")
+    assert (rehearsal["mode"], rehearsal["rehearses"]) == ("dry_run", run_id)
+    request_id = rehearsal["approvals"][0]["id"]
+
+    listed = live.cli("list", who="bob")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line.split()[1:4] for line in listed.stdout.splitlines()[1:]}
+    assert rows == {request_id: [rehearsal_id, "REHEARSAL", "disable"],
+                    live_request: [run_id, "live", "disable"]}
+    shown = live.cli("show", request_id, who="bob")
+    assert shown.stdout.startswith(
+        f"REHEARSAL (dry run, nothing will change): approval request {request_id}: pending\n"
+        f"  run {rehearsal_id} (dry_run), step disable\n"), shown.stdout
+    runs_listed = riposte("runs", "list", RIPOSTE_API_URL=live.url,
+                          RIPOSTE_TOKEN=live.tokens["carol"])
+    modes = {line.split()[0]: line for line in runs_listed.stdout.splitlines()[1:]}
+    assert "REHEARSAL" in modes[rehearsal_id] and "REHEARSAL" not in modes[run_id]
+    runs_shown = riposte("runs", "show", rehearsal_id, RIPOSTE_API_URL=live.url,
+                         RIPOSTE_TOKEN=live.tokens["carol"])
+    assert runs_shown.stdout.splitlines()[:2] == [
+        f"REHEARSAL (dry run, nothing will change): run {rehearsal_id}: waiting_approval "
+        "(playbook contain-user, dry_run)",
+        f"  alert {rehearsal['alert_id']}, started by alice, rehearsing run {run_id}",
+    ]
+
+    # alice asked for the rehearsal: she may not approve it; bob may, and is told what it is.
+    assert live.cli("approve", request_id, "--reason", "mine", who="alice").returncode == 1
+    approved = live.cli("approve", request_id, "--reason", "rehearse it", who="bob")
+    assert approved.returncode == 0, approved.stderr
+    assert approved.stdout.splitlines()[1].startswith(
+        "REHEARSAL (dry run, nothing will change): plan: step disable: core.log with ")
+    assert live.wait_for_run(rehearsal_id, "succeeded")["mode"] == "dry_run"
     assert live.get(f"/v1/runs/{run_id}")["status"] == "waiting_approval"
 
 

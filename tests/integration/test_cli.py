@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import signal
@@ -10,6 +11,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +20,18 @@ import pytest
 from sqlalchemy import make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
+from engine.normalize import normalize_cloudtrail_record
 from engine.playbooks import load_file, playbook_files
 from engine.schema import render_schema
 from engine.store.alerts import ingest_alert
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import AuditEvent, Run
 from engine.store.tokens import authenticate
+from riposte import demo_scenario as scenario
+from riposte.demo_scenario import Account
+from tests.aws_sandbox import AwsSandbox
 from tests.integration.engine_helpers import make_alert
+from tests.samples import load
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
@@ -244,6 +251,83 @@ def test_plan_explains_a_missing_or_invalid_playbook(tmp_path: Path, alert_file:
     assert invalid.returncode == 1
     assert "did you mean 'core.log'" in invalid.stderr
     no_traceback(invalid)
+
+
+def _seed_alert_on(account: Account, tmp_path: Path) -> Path:
+    """The seed's sample record (tests/samples), as the account's fleet terminated just now."""
+    ec2 = account.client("ec2")
+    answer = ec2.terminate_instances(InstanceIds=account.fleet.all)["TerminatingInstances"]
+    record = copy.deepcopy(load("seed_terminate_instances")["Records"][0])
+    record.update(eventID="evt-plan", awsRegion=account.region,
+                  eventTime=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    record["userIdentity"].update(arn=account.user_arn, accountId=scenario.ACCOUNT,
+                                  accessKeyId=account.access_keys[0])
+    record["requestParameters"] = {
+        "instancesSet": {"items": [{"instanceId": i["InstanceId"]} for i in answer]}
+    }
+    record["responseElements"] = {"instancesSet": {"items": [
+        {"instanceId": i["InstanceId"], "currentState": {"code": 32, "name": "shutting-down"},
+         "previousState": {"code": 16, "name": "running"}} for i in answer
+    ]}}
+    return write(tmp_path / "alert.json",
+                 normalize_cloudtrail_record(record).model_dump_json())
+
+
+def _rehearsed_output(stdout: str, step: str) -> dict[str, Any]:
+    """The output ``riposte plan`` printed for ``step``."""
+    lines = stdout.splitlines()
+    start = next(n for n, line in enumerate(lines) if f". {step} [" in line)
+    shown = next(line for line in lines[start + 1:] if line.startswith("   output: "))
+    output: dict[str, Any] = json.loads(shown.removeprefix("   output: "))
+    return output
+
+
+def test_plan_reads_the_history_from_the_sources_it_can_and_says_which_it_could_not(
+    aws: AwsSandbox, tmp_path: Path
+) -> None:
+    # The demo's settings (s3 and ingested); a rehearsal has no database to read ingested from.
+    account = scenario.seed_account(aws.url)
+    alert = _seed_alert_on(account, tmp_path)
+    settings = {
+        "RIPOSTE_AWS_ENDPOINT_URL": aws.url,
+        "RIPOSTE_AWS_REGION": account.region,
+        "RIPOSTE_CLOUDTRAIL_BUCKET": scenario.TRAIL_BUCKET,
+    }
+    book = str(PLAYBOOKS / "mass-instance-termination.yml")
+
+    result = riposte("plan", book, str(alert),
+                     RIPOSTE_CLOUDTRAIL_SOURCES='["s3", "ingested"]', **settings)
+
+    no_traceback(result)
+    out = result.stdout
+    assert "5. history [aws.cloudtrail.principal_history]: would run" in out, out[-3000:]
+    history = _rehearsed_output(out, "history")
+    assert history["read"] == ["s3"] and history["sources"]["s3"]["read"] is True
+    assert history["principal_events"] > 0 and history["working_hours"] is not None
+    unread = history["failed"]["ingested"]
+    assert unread.startswith("SourceUnavailable: ") and "riposte plan" in unread
+    assert f"   not read: ingested ({unread}); answers drawn from this step may be " in out
+    findings = {f["id"]: f for f in _rehearsed_output(out, "assess")["findings"]}
+    for finding_id in ("principal.sign_in_failures", "principal.mfa", "event_time.off_hours"):
+        assert findings[finding_id]["evidence"]["unread_sources"] == {"ingested": unread}
+    assert "the CloudTrail source ingested could not be read" in (
+        _rehearsed_output(out, "narrate")["narrative"]
+    )
+    assert "disable-user [aws.iam.disable_user]: would run" in out  # still judged unusual
+
+    # With ingested the only source, nothing can be read: the step fails and says why.
+    only_history = write(tmp_path / "history.yml", "name: history\nsteps:\n"
+                         "  - {id: history, action: aws.cloudtrail.principal_history}\n")
+    alone = riposte("plan", str(only_history), str(alert),
+                    RIPOSTE_CLOUDTRAIL_SOURCES='["ingested"]', **settings)
+
+    no_traceback(alone)
+    assert alone.returncode == 1
+    assert "1. history [aws.cloudtrail.principal_history]: would fail" in alone.stdout
+    assert (
+        "   error: SourcesUnreadable: no CloudTrail source could be read: ingested: "
+        f"{unread}"
+    ) in alone.stdout
 
 
 # ---------------------------------------------------------------------------------------------
@@ -531,3 +615,119 @@ def test_policy_refuses_playbooks_with_problems(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "core.logg" in result.stderr + result.stdout
     no_traceback(result)
+
+
+# ---------------------------------------------------------------------------------------------
+# settings a user can get right: refused at start-up in one line, or warned about
+
+
+S3_SOURCE_WITHOUT_BUCKET = (
+    "RIPOSTE_CLOUDTRAIL_SOURCES names s3 but RIPOSTE_CLOUDTRAIL_BUCKET is not set: set it to "
+    "the bucket the trail delivers its log files to, or leave s3 out of the sources"
+)
+UNUSABLE_SETTINGS = {
+    "misspelt-source": (
+        {"RIPOSTE_CLOUDTRAIL_SOURCES": "lookup_event"},
+        "RIPOSTE_CLOUDTRAIL_SOURCES: unknown source 'lookup_event' (known: lookup_events, s3, "
+        "ingested; did you mean 'lookup_events'?)",
+    ),
+    "s3-without-bucket": ({"RIPOSTE_CLOUDTRAIL_SOURCES": "s3"}, S3_SOURCE_WITHOUT_BUCKET),
+    "account-registry-key": (
+        {"RIPOSTE_ACCOUNTS": '{"123456789012": {"name": "prod", "env": "production"}}'},
+        "RIPOSTE_ACCOUNTS['123456789012']: unknown key 'env' (known: name, environment, owner; "
+        "did you mean 'environment'?)",
+    ),
+    "broken-json-list": (
+        {"RIPOSTE_CLOUDTRAIL_SOURCES": '["s3", "ingested"'},
+        "RIPOSTE_CLOUDTRAIL_SOURCES: not a JSON list (Expecting ',' delimiter at character 18): "
+        "write a JSON list, or the values separated by commas",
+    ),
+}
+BUCKET_LEFT_OUT = (
+    "RIPOSTE_CLOUDTRAIL_BUCKET is set but RIPOSTE_CLOUDTRAIL_SOURCES (lookup_events) leaves out "
+    "s3: investigations do not read the trail's bucket, only steps whose `sources` name s3 do; "
+    "add s3 to RIPOSTE_CLOUDTRAIL_SOURCES to read it"
+)
+
+
+def starting(command: str, alert_file: Path) -> list[str]:
+    """The arguments of ``command`` as a user starts it."""
+    return {
+        "serve": ["serve", "--port", str(free_port()), "--workers", "0"],
+        "worker": ["worker"],
+        "plan": ["plan", str(EXAMPLE), str(alert_file)],
+    }[command]
+
+
+# Every case through `plan`, and through the long-running commands too (one load_settings).
+REFUSALS = [
+    *(("plan", case) for case in UNUSABLE_SETTINGS),
+    ("serve", "misspelt-source"), ("serve", "account-registry-key"),
+    ("worker", "s3-without-bucket"), ("worker", "broken-json-list"),
+]
+
+
+@pytest.mark.parametrize(("command", "case"), REFUSALS, ids=["-".join(r) for r in REFUSALS])
+def test_a_setting_riposte_cannot_use_stops_it_with_one_line_naming_the_variable(
+    tmp_path: Path, alert_file: Path, command: str, case: str
+) -> None:
+    variables, message = UNUSABLE_SETTINGS[case]
+    database = f"sqlite:///{tmp_path / 'never-made.db'}"
+
+    result = riposte(*starting(command, alert_file), db=database, cwd=tmp_path, **variables)
+
+    assert result.returncode == 1
+    assert result.stderr == f"error: invalid settings: {message}\n"
+    assert result.stdout == ""
+    assert not (tmp_path / "never-made.db").exists()  # refused before anything started
+
+
+def test_comma_separated_list_settings_are_accepted(alert_file: Path) -> None:
+    result = riposte(
+        "plan", str(EXAMPLE), str(alert_file),
+        RIPOSTE_CLOUDTRAIL_SOURCES="s3, ingested", RIPOSTE_CLOUDTRAIL_BUCKET="trail-logs",
+        RIPOSTE_PRODUCTION_INSTANCES="i-2oc7w12,i-eob7w13", RIPOSTE_BREAK_GLASS="breakglass",
+    )
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert "result: the run would end succeeded" in result.stdout
+
+
+def test_plan_warns_of_a_bucket_the_sources_leave_out(alert_file: Path) -> None:
+    result = riposte("plan", str(EXAMPLE), str(alert_file),
+                     RIPOSTE_CLOUDTRAIL_BUCKET="trail-logs")
+
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == f"warning: {BUCKET_LEFT_OUT}\n"
+
+
+@pytest.mark.parametrize(
+    ("command", "started"),
+    [("serve", "Application startup complete."), ("worker", "worker warned-worker started")],
+)
+def test_serve_and_worker_log_a_bucket_the_sources_leave_out_at_start_up(
+    sqlite_url: str, command: str, started: str
+) -> None:
+    arguments = {"serve": ["serve", "--workers", "0", "--port", str(free_port())],
+                 "worker": ["worker", "--id", "warned-worker"]}[command]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "riposte", *arguments],
+        cwd=ROOT, env=cli_env(sqlite_url, RIPOSTE_CLOUDTRAIL_BUCKET="trail-logs"),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    lines: list[dict[str, Any]] = []
+    try:
+        assert process.stderr is not None
+        while not lines or lines[-1]["message"] != started:
+            line = process.stderr.readline()
+            assert line, f"{command} ended before it started: {lines}"
+            lines.append(json.loads(line))
+        process.send_signal(signal.SIGINT)
+        process.communicate(timeout=30)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    warnings = [line for line in lines if line["logger"] == "riposte.settings"]
+    assert [(w["level"], w["message"]) for w in warnings] == [("warning", BUCKET_LEFT_OUT)]

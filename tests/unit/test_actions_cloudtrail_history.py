@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from actions.aws.clients import AwsError
 from actions.aws.cloudtrail_history import (
     active_hours,
     hour_histogram,
@@ -19,6 +20,7 @@ from actions.aws.cloudtrail_history import (
 from actions.aws.cloudtrail_lookup import RateLimiter
 from actions.aws.cloudtrail_records import PrincipalRef, mentions
 from actions.aws.cloudtrail_s3 import days, logs_prefix, may_hold, written_at
+from actions.aws.cloudtrail_sources import Reader, read_sources
 from actions.base import ActionError
 from tests import cloudtrail_samples as ct
 
@@ -360,3 +362,66 @@ def test_the_alerts_principal_is_read_with_its_key_and_session() -> None:
     assert role is not None and (role.type, role.lookup_username) == ("Role", None)
     assert PrincipalRef.from_alert({"type": "IAMUser"}) is None
     assert PrincipalRef.from_alert(None) is None
+
+
+# --- Reading several sources: one failing never discards the others ----------------------------
+
+
+def _gives(*records: dict[str, Any]) -> Reader:
+    return lambda: (list(records), {"events": len(records)})
+
+
+def _fails(error: Exception) -> Reader:
+    def read() -> tuple[list[dict[str, Any]], dict[str, Any]]:
+        raise error
+    return read
+
+
+def test_a_failing_source_is_reported_and_the_others_records_kept() -> None:
+    first, second = ct.record(ct.ALERT_TIME), ct.record(WEEK_START)
+    throttled = AwsError("ThrottlingException", "Rate exceeded", operation="LookupEvents")
+
+    read = read_sources(["lookup_events", "s3", "ingested"], {
+        "lookup_events": _fails(throttled), "s3": _gives(first), "ingested": _gives(second),
+    })
+
+    assert read.records == [first, second]
+    assert read.sources == {
+        "lookup_events": {"read": False, "error": {
+            "code": "ThrottlingException", "message": "LookupEvents: Rate exceeded"}},
+        "s3": {"read": True, "events": 1},
+        "ingested": {"read": True, "events": 1},
+    }
+    assert read.read == ["s3", "ingested"]
+    assert read.failed == {"lookup_events": "ThrottlingException: LookupEvents: Rate exceeded"}
+    assert read.as_output() == {"sources": read.sources, "read": read.read,
+                                "failed": read.failed}
+
+
+def test_every_source_failing_fails_naming_each_and_retryable_if_one_is() -> None:
+    with pytest.raises(ActionError) as error:
+        read_sources(["s3", "ingested"], {
+            "s3": _fails(AwsError("AccessDenied", "Access Denied", operation="ListObjectsV2")),
+            "ingested": _fails(ActionError("SourceUnavailable", "no database",
+                                           retryable=False)),
+        })
+    assert error.value.code == "SourcesUnreadable"
+    assert error.value.message == (
+        "no CloudTrail source could be read: s3: AccessDenied: ListObjectsV2: Access Denied; "
+        "ingested: SourceUnavailable: no database"
+    )
+    assert error.value.retryable is True  # AccessDenied may be fixed and the step retried
+
+
+@pytest.mark.parametrize(
+    "error",
+    [ActionError("Cancelled", "cancelled while reading CloudTrail logs", retryable=False),
+     KeyError("eventTime")],
+    ids=["cancelled", "a bug"],
+)
+def test_a_cancellation_or_a_bug_is_not_taken_for_an_unreadable_source(
+    error: Exception,
+) -> None:
+    with pytest.raises(type(error)) as raised:
+        read_sources(["s3", "ingested"], {"s3": _fails(error), "ingested": _gives()})
+    assert raised.value is error
