@@ -5,7 +5,7 @@ PYTEST_ARGS ?=
 # Test processes (pytest-xdist); each test file stays in one process.
 TEST_WORKERS ?= 2
 
-.PHONY: venv test lint demo schema bench bench-ingest clean
+.PHONY: venv test lint demo schema bench bench-ingest bench-ingest-lock bench-burst clean
 
 venv: $(VENV)/.installed
 
@@ -34,6 +34,12 @@ bench: venv
 
 bench-ingest: venv
 	$(BIN)/python bench/ingest.py
+
+bench-ingest-lock: venv
+	$(BIN)/python bench/ingest_lock.py $(BENCH_ARGS)
+
+bench-burst: venv
+	$(BIN)/python -m bench.burst $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) build .mypy_cache .ruff_cache .pytest_cache .hypothesis *.egg-info

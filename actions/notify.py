@@ -17,6 +17,7 @@ from pydantic import Field, SecretStr
 
 from actions.base import Action, ActionContext, ActionError, ActionInput, PlannedCall
 from actions.registry import register
+from riposte.logs import keep_secret
 
 SUMMARY_LIMIT = 3000  # a summary is meant to be read at a glance
 FIELD_LIMIT = 200  # one alert value (a title, an ARN) in the summary
@@ -240,6 +241,7 @@ def _webhook_url(ctx: ActionContext, params: WebhookInput) -> str:
             retryable=False,
         )
     url = secret.get_secret_value().strip()
+    keep_secret(url)  # before httpx, which logs every request's URL, can see it
     try:
         parsed = httpx.URL(url)
     except httpx.InvalidURL:

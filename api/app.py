@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import REGISTRY, CollectorRegistry, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors
+from api import errors, refusals
 from api.deps import Runtime
 from api.limits import BodyLimitMiddleware
 from api.routes import ROUTERS
 from engine import wakeup
 from engine.library import PlaybookLibrary
+from engine.liveness import InProcessWorker, UnattendedWatch
 from engine.metrics import DatabaseGauges
 from engine.sns import CertificateStore, ConfirmSubscription, confirm_subscription_over_https
 from engine.store.approvals import count_pending
@@ -66,6 +69,7 @@ def create_app(
         lifespan=_lifespan(runtime, in_process_workers),
     )
     app.state.runtime = runtime
+    app.state.workers = []  # the in-process workers, once started (/readyz looks at them)
     errors.install(app)
     # The last added is the outermost: the catch-all also covers the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
@@ -81,24 +85,31 @@ def _lifespan(
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         stop = threading.Event()
-        threads = [_start_worker(runtime, n, stop) for n in range(1, workers + 1)]
+        app.state.workers = [_start_worker(runtime, n, stop) for n in range(1, workers + 1)]
+        watch = _watch_unattended_runs(runtime, stop)
+        summaries = asyncio.create_task(
+            refusals.write_summaries_every_window(runtime.refusals, runtime.sessions))
         try:
             yield
         finally:
+            summaries.cancel()
             stop.set()
             wakeup.signal()
-            for thread in threads:
-                thread.join(WORKER_JOIN_SECONDS)
-                if thread.is_alive():
+            for worker in app.state.workers:
+                worker.thread.join(WORKER_JOIN_SECONDS)
+                if worker.thread.is_alive():
                     # Its step goes on in a daemon thread; the run's lease lapses and another
                     # worker resumes it, so nothing is lost by not waiting longer.
-                    log.warning("%s still busy at shutdown; not waiting for it", thread.name)
+                    log.warning("%s still busy at shutdown; not waiting for it", worker.thread.name)
+            watch.join(WORKER_JOIN_SECONDS)
+            await run_in_threadpool(refusals.write_summaries, runtime.refusals, runtime.sessions,
+                                    end_window=True)
             runtime.engine.dispose()
 
     return lifespan
 
 
-def _start_worker(runtime: Runtime, number: int, stop: threading.Event) -> threading.Thread:
+def _start_worker(runtime: Runtime, number: int, stop: threading.Event) -> InProcessWorker:
     settings = runtime.settings
     worker = Worker(
         sessions=runtime.sessions,
@@ -108,9 +119,18 @@ def _start_worker(runtime: Runtime, number: int, stop: threading.Event) -> threa
         approval_expiry=settings.approval_expires_in,
         settings=settings,
     )
-    thread = threading.Thread(
-        target=worker.serve, args=(stop,), daemon=True, name=f"riposte-worker-api-{number}"
-    )
+    in_process = InProcessWorker(worker, name=f"riposte-worker-api-{number}")
+    in_process.start(stop)
+    return in_process
+
+
+def _watch_unattended_runs(runtime: Runtime, stop: threading.Event) -> threading.Thread:
+    # Here, not in the workers: when no worker is live, none can tell.
+    settings = runtime.settings
+    watch = UnattendedWatch(sessions=runtime.sessions, after=settings.run_unattended_after,
+                            silent_after=settings.worker_silent_after)
+    thread = threading.Thread(target=watch.run, args=(stop, settings.worker_heartbeat_seconds),
+                              daemon=True, name="riposte-unattended-watch")
     thread.start()
     return thread
 

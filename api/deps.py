@@ -31,7 +31,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from api import refusals
 from api.errors import ApiError
+from api.refusals import RefusalLedger
 from api.schemas import Text
 from engine import audit
 from engine.library import PlaybookLibrary
@@ -96,9 +98,14 @@ class Runtime:
     verified_tokens: VerifiedTokens = field(default_factory=VerifiedTokens)
     # How many deliveries are stored in worker threads at once (RIPOSTE_INGEST_THREADS).
     ingest_threads: CapacityLimiter = field(init=False)
+    # Which refusals of anonymous senders are recorded one by one (api.refusals).
+    refusals: RefusalLedger = field(init=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "ingest_threads", CapacityLimiter(self.settings.ingest_threads))
+        object.__setattr__(self, "refusals", RefusalLedger(
+            per_address=self.settings.anonymous_refusals_per_address,
+            per_minute=self.settings.anonymous_refusals_per_minute))
 
 
 def runtime_of(request: Request) -> Runtime:
@@ -250,7 +257,7 @@ async def _caller_of(
     runtime: Runtime, request: Request, secret: str | None, *, missing: str, how: str
 ) -> Caller:
     if secret is None:
-        reason = missing
+        reason, why = missing, refusals.MISSING
     else:
         digest = tokens.token_hash(secret)
         caller = runtime.verified_tokens.get(digest)
@@ -258,8 +265,8 @@ async def _caller_of(
             caller = await run_in_threadpool(_look_up_token, runtime, secret, digest)
         if caller is not None:
             return caller
-        reason = "token unknown, revoked or expired"
-    await _refused(runtime, request, actor="anonymous", reason=reason)
+        reason, why = "token unknown, revoked or expired", refusals.NOT_LIVE
+    await _refused(runtime, request, actor="anonymous", reason=reason, anonymous=why)
     raise ApiError(401, f"authentication required: {reason}; {how}", headers=_CHALLENGE)
 
 
@@ -332,7 +339,8 @@ async def authenticate_sns(request: Request) -> Caller:
     ):
         return SNS_CALLER
     reason = "no basic credentials" if given is None else "wrong basic credentials"
-    await _refused(runtime, request, actor="anonymous", reason=reason)
+    await _refused(runtime, request, actor="anonymous", reason=reason,
+                   anonymous=refusals.MISSING if given is None else refusals.WRONG_BASIC)
     raise ApiError(401, f"authentication required: {reason}; put the user and password "
                         "configured in RIPOSTE_SNS_BASIC_AUTH in the subscription URL",
                    headers=_BASIC_CHALLENGE)
@@ -353,9 +361,15 @@ def _basic_credentials(header: str | None) -> str | None:
 SnsCaller = Annotated[Caller, Depends(authenticate_sns)]
 
 
-async def _refused(runtime: Runtime, request: Request, *, actor: str, reason: str) -> None:
-    # Never the token itself: the path, the method and why are enough to investigate.
-    details = {"method": request.method, "path": request.url.path, "reason": reason}
+async def _refused(
+    runtime: Runtime, request: Request, *, actor: str, reason: str, anonymous: str | None = None
+) -> None:
+    """Audit a refusal; one that proved no identity (``anonymous``: why) at a bounded rate."""
+    if anonymous is not None and not refusals.recorded(request, anonymous):
+        return
+    # Never the token itself: the path, the method, the sender's address and why are enough.
+    details = {"method": request.method, "path": request.url.path, "reason": reason,
+               "address": request.client.host if request.client is not None else "unknown"}
     await run_in_threadpool(_audit_refusal, runtime, actor, details)
 
 

@@ -20,7 +20,9 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from api import refusals
 from engine.conductor import IllegalTransition
+from engine.delivery_json import MalformedJson, UnstorableText, parse_delivery_json
 from engine.store.alerts import record_rejected_delivery
 from engine.store.errors import Conflict, Forbidden, NotFound
 
@@ -49,6 +51,7 @@ DELIVERY_ENDPOINTS = {
     "/v1/webhooks/eventbridge": "eventbridge",
     "/v1/webhooks/cloudtrail": "cloudtrail",
 }
+SNS_ENDPOINT = "/v1/webhooks/sns"
 # Webhooks also record refusals raised as ApiError (bad signature, malformed body, auth).
 WEBHOOK_ENDPOINTS = frozenset(path for path in DELIVERY_ENDPOINTS if "/webhooks/" in path)
 
@@ -126,7 +129,22 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+    elif exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
+        # FastAPI's own parse of a JSON body failed (an integer too long, nesting too deep):
+        # name the problem as the webhooks do, and record the refused delivery.
+        response = error_response(400, await _body_problem(request), code="malformed_json")
+        if request.method == "POST" and request.url.path in DELIVERY_ENDPOINTS:
+            await _record_rejected_delivery(request, response)
+        return response
     return error_response(exc.status_code, message, headers=exc.headers)
+
+
+async def _body_problem(request: Request) -> str:
+    try:
+        parse_delivery_json(await request.body())
+    except (MalformedJson, UnstorableText) as exc:
+        return f"malformed JSON body: {exc}"
+    return "malformed JSON body"
 
 
 async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
@@ -154,7 +172,13 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _record_rejected_delivery(request: Request, response: JSONResponse) -> None:
-    """Keep a trace of a refused delivery (every delivery is recorded, with its reason)."""
+    """Keep a trace of a refused delivery (every delivery is recorded, with its reason).
+
+    One from a sender that proved no identity is recorded at a bounded rate (api.refusals).
+    """
+    why = _unproven_sender(request, response.status_code)
+    if why is not None and not refusals.recorded(request, why):
+        return
     body = await request.body()
     reason = json.loads(bytes(response.body)).get("message", "")
 
@@ -171,6 +195,17 @@ async def _record_rejected_delivery(request: Request, response: JSONResponse) ->
         await run_in_threadpool(record)
     except DBAPIError as err:  # the refusal stands even if its trace cannot be stored
         log.warning("could not record a rejected delivery: %s", type(err).__name__)
+
+
+def _unproven_sender(request: Request, status: int) -> str | None:
+    """Say why a refused delivery's sender proved no identity, or None if it did."""
+    if hasattr(request.state, "refusal_recorded"):
+        return refusals.MISSING  # refused by authentication (401), decided there already
+    # The SNS endpoint's credential is the message's signature on an allowed topic: a 400 (not
+    # an SNS message) or 403 (signature, topic, replay) comes before its sender is known.
+    if request.url.path == SNS_ENDPOINT and status in (400, 403):
+        return refusals.SNS_UNPROVEN
+    return None
 
 
 def _validation_response(exc: Exception) -> JSONResponse:

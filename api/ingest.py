@@ -14,11 +14,12 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session
 
 from api.deps import BodyDigest, Runtime
-from api.errors import unavailable
+from api.errors import ApiError, unavailable
 from engine.alerts import NormalizedAlert
 from engine.metrics import ALERTS_RECEIVED
 from engine.store.alerts import IngestResult, ingest_delivery
 from riposte.logs import bound
+from riposte.settings import variable
 
 log = logging.getLogger("riposte.api")
 
@@ -45,6 +46,25 @@ async def in_ingest_thread(runtime: Runtime, work: Callable[..., T], /, *args: A
                                     limiter=runtime.ingest_threads)
 
 
+def refuse_too_many_events(count: int, *, runtime: Runtime) -> None:
+    """Answer 413 to a delivery of more events than RIPOSTE_MAX_EVENTS_PER_DELIVERY."""
+    limit = runtime.settings.max_events_per_delivery
+    if count > limit:
+        raise ApiError(413, f"the delivery carries {count} events, over the limit of {limit} "
+                            f"({variable('max_events_per_delivery')}): send at most {limit} per "
+                            "request (split the array or the log file)", code="too_many_events")
+
+
+def events_in(document: Any) -> int:
+    """Count the events of a parsed body before normalizing it: an array's items, a log file's
+    ``Records``, else one (findings inside an event are counted once normalized)."""
+    if isinstance(document, list):
+        return len(document)
+    if isinstance(document, dict) and isinstance(document.get("Records"), list):
+        return len(document["Records"])
+    return 1
+
+
 def store_delivery(
     *,
     session: Session,
@@ -58,7 +78,9 @@ def store_delivery(
     """Commit the alerts and their runs, or answer 503 so the sender delivers again.
 
     Sets the answer's status: 202 when anything new was stored, else 200 (repeats, ignored).
+    More alerts than RIPOSTE_MAX_EVENTS_PER_DELIVERY answer 413 and store nothing.
     """
+    refuse_too_many_events(len(alerts), runtime=runtime)
     sources = [a.source if a.source in _METRIC_SOURCES else "other" for a in alerts]
     try:
         results = ingest_delivery(
@@ -78,7 +100,9 @@ def store_delivery(
         for source in sources:
             ALERTS_RECEIVED.labels(source, "unavailable").inc()
         log.warning("delivery to %s from %s not stored: %s", endpoint, actor, type(exc).__name__)
-        raise unavailable("the alert was not stored (database unavailable); retry later") from None
+        # A large delivery may have had batches committed: delivered again, they are repeats.
+        raise unavailable("the delivery was not (wholly) stored: the database is unavailable; "
+                          "retry later") from None
     for source, result in zip(sources, results, strict=True):
         outcome = "ignored" if result.ignored else (
             "duplicate" if result.duplicate else "accepted")

@@ -92,6 +92,7 @@ def message(
             lines.append(f"Account: {plain(alert.get('account'))} {plain(alert.get('region'))}")
     if plan.get("reason"):
         lines.append(f"Why: {plain(plan['reason'])}")
+    lines += _widened_text(plan.get("widened"))
     briefing = plan.get("briefing") or {}
     if briefing.get("narrative"):
         lines += ["", plain(briefing["narrative"], 2000), ""]
@@ -118,6 +119,20 @@ def message(
     if settings.public_url:
         lines.append(f"Review: {settings.public_url.rstrip('/')}/v1/approvals/{request}")
     return "\n".join(lines)
+
+
+def _widened_text(widened: dict[str, Any] | None) -> list[str]:
+    """What a request that replaces another adds: said before the plan, where it is seen."""
+    if not widened:
+        return []
+    added, gone = widened.get("added") or [], widened.get("no_longer") or []
+    lines = [f"Replaces request {plain(widened.get('replaces'))}: the run judged its burst "
+             f"again with the alerts that arrived since; {len(added)} call(s) added, "
+             f"{len(gone)} no longer made."]
+    shown = ", ".join(plain(call, 120) for call in added[:MAX_CALLS_SHOWN])
+    if added:
+        lines.append(f"Added: {shown}" + (" ..." if len(added) > MAX_CALLS_SHOWN else ""))
+    return lines
 
 
 def _calls_text(plan: dict[str, Any]) -> list[str]:

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import (
     CTE,
     Connection,
@@ -28,10 +27,13 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
+from engine.audit_check import ChainCheck, ChainReport
+from engine.audit_hash import GENESIS, AuditRow, chained, hash_head, row_hash
 from engine.store.models import AuditChain, AuditEvent
 from engine.store.types import utcnow
 
-GENESIS = "0" * 64
+__all__ = ["GENESIS", "ChainReport", "Joined", "hash_head", "joined_to", "list_events",
+           "record", "row_hash", "scrub", "verify"]
 # Any key that looks like it holds a credential is masked before it is stored or hashed.
 _SECRET_KEY = re.compile(r"token|password|secret|signature|authorization|credential", re.I)
 # Plain Core, run on the session's Connection: an audit row is never changed after its INSERT,
@@ -42,14 +44,16 @@ _CONTENT = ["at", "actor", "verb", "alert_id", "run_id", "step_id", "details"]
 _TAIL = _CHAIN.c.id == 1
 _APPEND = insert(_EVENTS).returning(_EVENTS.c.id)
 _READ_TAIL = select(_CHAIN.c.hash).where(_TAIL)
-_MOVE_TAIL = update(_CHAIN).where(_TAIL)
+# Each append counts itself in the tail row: verify knows how many events the chain holds.
+_COUNTED = _CHAIN.c.event_count + 1
+_MOVE_TAIL = update(_CHAIN).where(_TAIL).values(event_count=_COUNTED)
 
 
 def _append_in_one_statement(gate: CTE | None = None) -> Executable:
     """PostgreSQL: lock the tail, chain the event to it and insert it, in one statement.
 
     WITH link AS (UPDATE audit_chain SET prev_hash = hash, hash = encode(sha256(convert_to(
-                      :event_head || hash || '"]', 'UTF8')), 'hex')
+                      :event_head || hash || '"]', 'UTF8')), 'hex'), event_count = event_count + 1
                   WHERE id = 1 [AND EXISTS (SELECT * FROM gate)] RETURNING prev_hash, hash)
     INSERT INTO audit_events (at, …, details, prev_hash, hash)
     SELECT :event_at, …, :event_details, link.prev_hash, link.hash FROM link RETURNING id
@@ -64,11 +68,14 @@ def _append_in_one_statement(gate: CTE | None = None) -> Executable:
     """
     text_hashed = (bindparam("event_head", type_=Text()) + _CHAIN.c.hash
                    + literal_column("'\"]'"))
-    chained = func.encode(func.sha256(func.convert_to(text_hashed, literal_column("'UTF8'"))),
-                          literal_column("'hex'"))
+    chained_in_database = func.encode(
+        func.sha256(func.convert_to(text_hashed, literal_column("'UTF8'"))),
+        literal_column("'hex'"),
+    )
     tail = _TAIL if gate is None else and_(_TAIL, exists().select_from(gate))
     link = (
-        update(_CHAIN).where(tail).values(prev_hash=_CHAIN.c.hash, hash=chained)
+        update(_CHAIN).where(tail)
+        .values(prev_hash=_CHAIN.c.hash, hash=chained_in_database, event_count=_COUNTED)
         .returning(_CHAIN.c.prev_hash, _CHAIN.c.hash).cte("link")
     )
     content = [bindparam(f"event_{name}", type_=_EVENTS.c[name].type) for name in _CONTENT]
@@ -120,39 +127,6 @@ def scrub(value: Any) -> Any:
     if isinstance(value, str | int | float | bool) or value is None:
         return value
     return str(value)
-
-
-def row_hash(row: AuditEvent) -> str:
-    """Hash one row's content together with the previous row's hash.
-
-    The text hashed is the JSON of ``[at, actor, verb, alert_id, run_id, step_id, details,
-    prev_hash]`` (keys sorted, no spaces, ASCII only).
-    """
-    head = hash_head(row.at, row.actor, row.verb, row.alert_id, row.run_id, row.step_id,
-                     row.details)
-    return _chained(head, row.prev_hash)
-
-
-def _chained(head: str, prev_hash: str) -> str:
-    return hashlib.sha256(f'{head}{prev_hash}"]'.encode()).hexdigest()
-
-
-def hash_head(
-    at: datetime, actor: str, verb: str, alert_id: str | None, run_id: str | None,
-    step_id: str | None, details: Any,
-) -> str:
-    """Return the text ``row_hash`` hashes, up to where the previous row's hash goes.
-
-    The JSON of ``[at, …, details, "<prev_hash>"]`` is ``head + prev_hash + '"]'`` for any hex
-    ``prev_hash``: so the database can chain a row to a hash the writer has not read.
-    """
-    body = json.dumps(
-        [at.isoformat(), actor, verb, alert_id, run_id, step_id, details],
-        sort_keys=True,
-        separators=(",", ":"),
-        ensure_ascii=True,
-    )
-    return body[:-1] + ',"'
 
 
 def record(
@@ -211,7 +185,7 @@ def _append_after_reading_tail(
     prev_hash = connection.execute(_READ_TAIL).scalar()
     if prev_hash is None:
         return None
-    event_hash = _chained(head, prev_hash)
+    event_hash = chained(head, prev_hash)
     connection.execute(_MOVE_TAIL, {"prev_hash": prev_hash, "hash": event_hash})
     values = {**content, "prev_hash": prev_hash, "hash": event_hash}
     return int(connection.execute(_APPEND, values).scalar_one())
@@ -243,27 +217,63 @@ def list_events(
     return session.execute(query.order_by(AuditEvent.id).limit(limit)).scalars().all()
 
 
-@dataclass(frozen=True)
-class ChainReport:
-    """The outcome of recomputing the audit chain."""
+def verify(session: Session, *, public_keys: Iterable[Ed25519PublicKey] = ()) -> ChainReport:
+    """Recompute every row's hash in order and name the first row that does not match.
 
-    ok: bool
-    checked: int
-    first_broken_id: int | None = None
-    reason: str | None = None
+    The rows are also checked against the tail row (how many events the chain holds and the
+    newest one's hash), so rows deleted at the end show. The rows and the tail are read by one
+    statement, at one instant, whatever else appends meanwhile. Given ``public_keys``, every
+    checkpoint's signature is checked too (see ``engine.audit_check``).
+    """
+    keys = list(public_keys)
+    connection = session.connection()
+    while True:
+        report = _verify_at_one_instant(connection, keys)
+        if report is not None:
+            return report
 
 
-def verify(session: Session) -> ChainReport:
-    """Recompute every row's hash in order and name the first row that does not match."""
-    prev_hash = GENESIS
-    checked = 0
-    rows = session.execute(select(AuditEvent).order_by(AuditEvent.id)).scalars()
-    for row in rows.yield_per(1000):
-        if row.prev_hash != prev_hash:
-            return ChainReport(False, checked, row.id, "prev_hash does not match the row before")
-        expected = row_hash(row)
-        if row.hash != expected:
-            return ChainReport(False, checked, row.id, "content does not match its hash")
-        prev_hash = row.hash
-        checked += 1
-    return ChainReport(True, checked)
+def _verify_at_one_instant(
+    connection: Connection, public_keys: list[Ed25519PublicKey]
+) -> ChainReport | None:
+    """Verify the rows one statement reads; None: it read none, but some were appended since."""
+    check = ChainCheck(public_keys=public_keys)
+    rows = connection.execute(_TAIL_AND_EVENTS.execution_options(yield_per=1000))
+    try:
+        first = rows.fetchone()
+        if first is None:
+            tail = connection.execute(_TAIL_AND_COUNT).one_or_none()
+            if tail is not None and tail.events:
+                return None
+            tail_hash, tail_count = (tail.hash, tail.event_count) if tail else (None, None)
+        else:
+            tail_hash, tail_count = first.tail_hash, first.tail_count
+        if tail_hash is None or tail_count is None:
+            return _TAIL_LOST
+        check.expect(tail_count, tail_hash, by=_TAIL_SAYS, last=True)
+        if first is not None and check.add(cast(AuditRow, first)):
+            for row in rows:
+                if not check.add(cast(AuditRow, row)):
+                    break
+    finally:
+        rows.close()
+    return check.report()
+
+
+# The tail in the statement that reads the rows (scalar subqueries: evaluated once, with the
+# rows' snapshot), and alone with the number of rows when there is none.
+_TAIL_AND_EVENTS = select(
+    *_EVENTS.c,
+    select(_CHAIN.c.hash).where(_TAIL).scalar_subquery().label("tail_hash"),
+    select(_CHAIN.c.event_count).where(_TAIL).scalar_subquery().label("tail_count"),
+).order_by(_EVENTS.c.id)
+_TAIL_AND_COUNT = select(
+    _CHAIN.c.hash, _CHAIN.c.event_count,
+    select(func.count()).select_from(_EVENTS).scalar_subquery().label("events"),
+).where(_TAIL)
+_TAIL_SAYS = "the chain's tail (audit_chain)"
+_TAIL_LOST = ChainReport(
+    ok=False, checked=0,
+    reason=f"{_TAIL_SAYS} has lost its row (id 1): it was deleted, so no row can be checked "
+           "against it and no event can be appended",
+)

@@ -21,6 +21,17 @@ LEASE_RENEWALS = Counter("riposte_lease_renewals", "Run leases renewed by this p
 LEASE_EXPIRIES = Counter(
     "riposte_lease_expiries", "Runs taken over by this process after another's lease expired"
 )
+# Every error a worker survives, by where it happened: claim (looking for and claiming a run,
+# handing over leases), drive (driving a claimed run), housekeeping (approval expiry and
+# escalation, pruning, audit checkpoints), notify (approval notices), heartbeat, lease
+# (renewing a lease).
+WORKER_ERRORS = Counter(
+    "riposte_worker_errors", "Errors a worker logged and went on after, by kind", ["kind"]
+)
+UNATTENDED_RUNS = Counter(
+    "riposte_runs_unattended",
+    "Runs found runnable longer than RIPOSTE_RUN_UNATTENDED_AFTER while no worker was live",
+)
 
 
 class DatabaseGauges(Collector):

@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from actions import registry
 from engine import templates
-from engine.spec import Playbook, Step, Trigger
+from engine.spec import PINNED, Playbook, Step, Trigger
 from engine.triggers import KEY_FIELDS
 
 Loc = tuple[str | int, ...]
@@ -83,8 +83,12 @@ _Loader.add_implicit_resolver(
 )
 
 
-def parse_playbook(text: str, file: str = "<playbook>") -> LoadedPlaybook:
-    """Parse and validate playbook text; raise ``PlaybookInvalid`` listing every problem."""
+def parse_playbook(text: str, file: str = "<playbook>", *, pinned: bool = False) -> LoadedPlaybook:
+    """Parse and validate playbook text; raise ``PlaybookInvalid`` listing every problem.
+
+    ``pinned``: the text a run pinned when it began, which may predate a stricter rule (bare
+    approvers: ``engine.identities``); it is read as it was meant then.
+    """
     try:
         root = yaml.compose(text, Loader=_Loader)
         data = yaml.load(text, Loader=_Loader)
@@ -98,7 +102,7 @@ def parse_playbook(text: str, file: str = "<playbook>") -> LoadedPlaybook:
         raise PlaybookInvalid([PlaybookProblem(file, 1, None, "a playbook must be a mapping")])
     locator = _Locator(file, root, data)
     try:
-        spec = Playbook.model_validate(data)
+        spec = Playbook.model_validate(data, context={PINNED: pinned})
     except ValidationError as exc:
         # Steps that are valid on their own are still checked, so one run reports everything.
         problems = [locator.problem(err["loc"], _message(err)) for err in exc.errors()]

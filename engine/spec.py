@@ -10,10 +10,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     WithJsonSchema,
+    field_validator,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
+from engine.identities import approver_problem, read_approver
 from engine.modes import Mode
 
 _DURATION = re.compile(r"^\s*(?P<n>\d+(?:\.\d+)?)\s*(?P<unit>ms|s|m|h|d)?\s*$")
@@ -54,6 +58,20 @@ NotifyTarget = Annotated[
     ),
 ]
 SeverityLabel = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
+# Who may decide: a role or one token, said explicitly (engine.identities). The pattern is for
+# editors; the validator says what is wrong and how to write it.
+ApproverName = Annotated[
+    str,
+    WithJsonSchema({
+        "type": "string",
+        "pattern": r"^(role:(responder|admin)|token:[^:\s]+)$",
+        "description": "role:responder or role:admin (any token of that role), or "
+        "token:<name> (the token of that name).",
+    }),
+]
+# Validation context key: read bare approvers the way Riposte did before the prefixes (a
+# playbook pinned in a run that began before them); playbook files are refused instead.
+PINNED = "pinned"
 
 
 class SpecModel(BaseModel):
@@ -78,9 +96,10 @@ class Approval(SpecModel):
     """A human decision the step waits for before it runs."""
 
     required: int = Field(default=1, ge=1, le=10, description="Distinct approvals needed.")
-    approvers: list[str] = Field(
+    approvers: list[ApproverName] = Field(
         default_factory=list,
-        description="Token names or roles allowed to decide; empty: any responder or admin.",
+        description="Who may decide: role:responder, role:admin (any token of the role) or "
+        "token:<name> (that one token); empty: any responder or admin token.",
     )
     expires_in: Duration | None = Field(
         default=None, description="Seconds before the request expires (default from settings)."
@@ -112,6 +131,16 @@ class Approval(SpecModel):
         "same hash; each runs only under a granted approval that covers it, and only calls "
         "among those approved.",
     )
+
+    @field_validator("approvers")
+    @classmethod
+    def _explicit_approvers(cls, approvers: list[str], info: ValidationInfo) -> list[str]:
+        if info.context and info.context.get(PINNED):
+            return [str(read_approver(entry)) for entry in approvers]
+        problems = [problem for entry in approvers if (problem := approver_problem(entry))]
+        if problems:
+            raise PydanticCustomError("approver", "{problems}", {"problems": "; ".join(problems)})
+        return approvers
 
     @model_validator(mode="after")
     def _escalation_before_expiry(self) -> Approval:

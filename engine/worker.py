@@ -1,4 +1,11 @@
-"""The worker: claim a run under a lease, drive it step by step, record every step durably."""
+"""The worker: claim a run under a lease, drive it step by step, record every step durably.
+
+A worker stops only when asked (``stop``: SIGTERM, Ctrl-C, the API shutting down). Any other
+error is logged with the run it concerns, counted (``riposte_worker_errors_total`` by kind) and
+the loop goes on; while the database is away it tries again after pauses growing to
+``RETRY_MAX_SECONDS`` and resumes by itself. Its heartbeat (engine.liveness) tells the API and
+``GET /v1/workers`` that it is alive.
+"""
 
 from __future__ import annotations
 
@@ -7,26 +14,26 @@ import os
 import socket
 import threading
 import time
-from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from actions import registry
-from actions.base import ActionError, RunEnv
 from engine import approval_notices as notices
-from engine import approved, conductor, plans, runner, wakeup
-from engine.alerts import template_view
-from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, STEP_DURATION
-from engine.playbooks import LoadedPlaybook, PlaybookInvalid, parse_playbook
-from engine.spec import Step
-from engine.store import approvals, runs, triggers
-from engine.store.alerts import as_normalized, get_alert
+from engine import wakeup
+from engine.audit_checkpoints import Checkpointer
+from engine.driver import RunDriver
+from engine.liveness import Backoff, Heartbeat, database_unreachable, silence
+from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, WORKER_ERRORS
+from engine.playbooks import LoadedPlaybook, parse_playbook
+from engine.store import approvals, runs, triggers, workers
 from engine.store.models import Run
-from engine.templates import TemplateFailure
+from engine.store.types import utcnow
 from riposte.logs import bound
 from riposte.settings import Settings, get_settings
 
 log = logging.getLogger("riposte.worker")
+
+# The longest pause between two attempts while the database is away (or errors repeat).
+RETRY_MAX_SECONDS = 5.0
 
 
 def default_worker_id() -> str:
@@ -48,6 +55,7 @@ class Worker:
         settings: Settings | None = None,
         prune_every: float = 60.0,
         prune_batch: int = triggers.PRUNE_BATCH,
+        retry_max_seconds: float = RETRY_MAX_SECONDS,
     ) -> None:
         self.sessions = sessions
         self.settings = settings or get_settings()
@@ -60,29 +68,139 @@ class Worker:
         self.prune_every = prune_every
         self.prune_batch = prune_batch
         self._next_pruning = 0.0  # time.monotonic() of the next pruning pass
+        self.retry_max_seconds = retry_max_seconds
+        self.started_at = utcnow()
+        self.runs_claimed = 0
+        self.errors = 0
+        self.current_run: str | None = None
+        self._failing: dict[str, int] = {}  # errors in a row, by kind
+        self._counting = threading.Lock()  # the lease keeper and heartbeat threads count too
+        self._stop: threading.Event | None = None
+        # A run was left mid-way when the database went away: hand it over once it is back.
+        self._hand_over_pending = False
+        self.heartbeat = Heartbeat(
+            sessions=sessions, describe=self._beat, every=self.settings.worker_heartbeat_seconds,
+            silent_after=self.settings.worker_silent_after, failed=self.failed,
+            recovered=self.recovered,
+        )
+        # Signs audit checkpoints in housekeeping; an unusable key file stops it here, at start.
+        self.checkpoints = Checkpointer.from_settings(self.settings, sessions=sessions,
+                                                      actor=self.worker_id)
+
+    @property
+    def stopping(self) -> bool:
+        """Whether the worker was asked to stop (it hands its run over at the next step)."""
+        return self._stop is not None and self._stop.is_set()
+
+    def silent_for(self) -> float:
+        """Seconds since this worker last recorded its heartbeat."""
+        return self.heartbeat.silent_for()
+
+    def problem(self) -> str | None:
+        """Say why this worker is not working (silent too long), or None if it is."""
+        return silence(self.worker_id, silent_for=self.silent_for(),
+                       silent_after=self.settings.worker_silent_after)
 
     def serve(self, stop: threading.Event) -> None:
-        """Work until ``stop`` is set, sleeping between runs until woken or polled."""
+        """Work until ``stop`` is set, sleeping between runs until woken or polled.
+
+        Nothing else ends it: an error is logged and counted, and the next attempt comes after
+        a pause that grows while errors repeat (``Backoff``), up to ``retry_max_seconds``.
+        """
+        self._stop = stop
         url = self.sessions.kw["bind"].url
         listener: threading.Thread | None = None
+        listening = threading.Event()  # set when the loop ends, whyever it ends
         if url.get_backend_name() == "postgresql":
             listener = threading.Thread(
                 target=wakeup.listen_postgres,
-                args=(url.render_as_string(hide_password=False), stop),
+                args=(url.render_as_string(hide_password=False), listening),
                 daemon=True,
                 name="riposte-listen",
             )
             listener.start()
+        self.heartbeat.start(threading.current_thread())
         log.info("worker %s started", self.worker_id)
-        while not stop.is_set():
-            seen = wakeup.generation()
-            self.housekeeping()
-            if self.work_once():
-                continue
-            wakeup.wait(seen, self.poll_seconds)
-        if listener is not None:
-            listener.join(timeout=2)
+        backoff = Backoff(cap=self.retry_max_seconds)
+        try:
+            while not stop.is_set():
+                seen = wakeup.generation()
+                try:
+                    worked = self._pass()
+                except Exception as exc:
+                    self.failed("claim", exc)
+                    stop.wait(backoff.next())
+                    continue
+                self.recovered("claim")
+                backoff.reset()
+                if not worked:
+                    wakeup.wait(seen, self.poll_seconds)
+        finally:
+            listening.set()
+            self.heartbeat.stop()
+            if stop.is_set():  # else the loop died: it goes silent rather than stopped
+                self._sign_off()
+                if listener is not None:
+                    listener.join(timeout=2)
         log.info("worker %s stopped", self.worker_id)
+
+    def _pass(self) -> bool:
+        """Hand over runs left mid-way, keep house, then claim and drive one run."""
+        if self._hand_over_pending:
+            with self.sessions.begin() as session:
+                handed = runs.give_up_leases(
+                    session=session, worker=self.worker_id,
+                    reason="the worker lost the database while driving it",
+                )
+            self._hand_over_pending = False
+            if handed:
+                log.info("handed over runs %s, left mid-way when the database went away",
+                         ", ".join(handed))
+        self.housekeeping()
+        return self.work_once()
+
+    def failed(self, kind: str, exc: Exception, *, run_id: str | None = None) -> None:
+        """Log and count an error the worker goes on after (``riposte_worker_errors_total``).
+
+        The first of a series of the same kind is logged with its traceback, the next ones
+        in one line each; an error driving a run always in full.
+        """
+        WORKER_ERRORS.labels(kind).inc()
+        with self._counting:
+            self.errors += 1
+            in_a_row = self._failing[kind] = self._failing.get(kind, 0) + 1
+        said = str(exc).strip().splitlines()
+        reason = f"{type(exc).__name__}: {said[0] if said else ''}"
+        on = f" on run {run_id}" if run_id else ""
+        with bound(run_id=run_id):
+            if in_a_row == 1 or kind == "drive":
+                log.error("worker %s: %s error%s: %s (the worker goes on)", self.worker_id,
+                          kind, on, reason, exc_info=exc)
+            else:
+                log.warning("worker %s: %s error%s, %d in a row: %s", self.worker_id, kind, on,
+                            in_a_row, reason)
+
+    def recovered(self, kind: str) -> None:
+        """Note that ``kind`` works again (logged once, after a series of errors)."""
+        with self._counting:
+            in_a_row = self._failing.pop(kind, 0)
+        if in_a_row:
+            log.info("worker %s: %s works again after %d error(s) in a row", self.worker_id,
+                     kind, in_a_row)
+
+    def _beat(self) -> workers.Beat:
+        return workers.Beat(
+            worker_id=self.worker_id, host=socket.gethostname(), pid=os.getpid(),
+            started_at=self.started_at, runs_claimed=self.runs_claimed, errors=self.errors,
+            run_id=self.current_run,
+        )
+
+    def _sign_off(self) -> None:
+        try:
+            with self.sessions.begin() as session:
+                workers.sign_off(session, self.worker_id)
+        except Exception as exc:  # it just goes silent instead of stopped
+            self.failed("heartbeat", exc)
 
     def housekeeping(self) -> None:
         """Expire and escalate approvals (at most once a second), prune threshold events.
@@ -94,15 +212,33 @@ class Worker:
         if now - self._last_housekeeping < 1.0:
             return
         self._last_housekeeping = now
+        worked = True
+        for part in (self._expire_approvals, self._escalate_approvals, self._prune,
+                     self.checkpoints.sign_if_due):
+            try:
+                part(now)
+            except Exception as exc:
+                self.failed("housekeeping", exc)
+                if database_unreachable(exc):
+                    return  # the other parts would fail alike
+                worked = False
+        if worked:
+            self.recovered("housekeeping")
+
+    def _expire_approvals(self, _now: float) -> None:
         with self.sessions.begin() as session:
             expired = approvals.expire_due(session=session, actor=self.worker_id)
         for request_id in expired:
             log.info("approval request %s expired", request_id)
+
+    def _escalate_approvals(self, _now: float) -> None:
         with self.sessions.begin() as session:
             due = [notices.Notice.of(session, r) for r in approvals.claim_escalations(session)]
         for notice in due:
             subject, text = notices.escalated(notice, settings=self.settings)
             self.tell(notice, "approval.escalated", notice.escalate_to, subject, text)
+
+    def _prune(self, now: float) -> None:
         if now < self._next_pruning:
             return
         pruned = 0
@@ -122,19 +258,31 @@ class Worker:
     def tell(
         self, notice: notices.Notice, verb: str, targets: list[str], subject: str, text: str
     ) -> None:
-        """Send a notice outside any transaction, then audit who got it."""
-        sent, failed = notices.send(
-            targets, subject=subject, text=text, settings=self.settings, run_id=notice.run_id
-        )
-        with self.sessions.begin() as session:
-            approvals.record_notice(
-                session=session, request_id=notice.request_id, verb=verb,
-                actor=self.worker_id, sent=sent, failed=failed,
+        """Send a notice outside any transaction, then audit who got it.
+
+        An error is logged and counted (kind ``notify``); the run is not held up by it.
+        """
+        try:
+            sent, failed = notices.send(
+                targets, subject=subject, text=text, settings=self.settings,
+                run_id=notice.run_id,
             )
+            with self.sessions.begin() as session:
+                approvals.record_notice(
+                    session=session, request_id=notice.request_id, verb=verb,
+                    actor=self.worker_id, sent=sent, failed=failed,
+                )
+        except Exception as exc:
+            self.failed("notify", exc, run_id=notice.run_id)
+            return
         log.info("%s %s: told %s, failed %s", verb, notice.request_id, sent, failed)
 
     def work_once(self) -> bool:
-        """Claim one run and drive it; tell whether there was one."""
+        """Claim one run and drive it; tell whether there was one.
+
+        An error in claiming is raised; one in driving is logged and counted (kind ``drive``)
+        and then the run is failed, or, if the database went away, handed over once it is back.
+        """
         with self.sessions.begin() as session:
             claim = runs.claim_next_run(
                 session=session, worker=self.worker_id, lease_seconds=self.lease_seconds
@@ -142,240 +290,50 @@ class Worker:
             if claim is None:
                 return False
             run_id, alert_id = claim.run.id, claim.run.alert_id
+        self.runs_claimed += 1
         if claim.reclaimed:
             LEASE_EXPIRIES.inc()
         with bound(run_id=run_id, alert_id=alert_id):
+            self.current_run = run_id
             lease = _LeaseKeeper(self, run_id)
             lease.start()
             try:
                 # One connection for the whole run: no pool checkout and ping per transaction.
                 with self.sessions.kw["bind"].connect() as connection:
                     sessions = sessionmaker(bind=connection, expire_on_commit=False)
-                    _RunDriver(self, sessions, run_id).drive()
+                    RunDriver(self, sessions, run_id).drive()
+            except Exception as exc:
+                self.failed("drive", exc, run_id=run_id)
+                self._after_drive_error(run_id, exc)
             finally:
                 lease.stop()
+                self.current_run = None
         return True
+
+    def _after_drive_error(self, run_id: str, exc: Exception) -> None:
+        """Fail the run an error stopped (a bug or bad data would stop it again at every try),
+        unless the database went away: then it is handed over once the database is back."""
+        if database_unreachable(exc):
+            self._hand_over_pending = True
+            return
+        error = (f"worker {self.worker_id} could not drive the run: {type(exc).__name__}: "
+                 f"{exc} (the worker's log has the traceback)")
+        try:
+            with self.sessions.begin() as session:
+                runs.fail_held(session=session, run_id=run_id, worker=self.worker_id,
+                               error=error)
+        except Exception as second:
+            self.failed("drive", second, run_id=run_id)
+            self._hand_over_pending = True
 
     def playbook(self, run: Run) -> LoadedPlaybook:
         """Return the run's pinned playbook, parsed once per text."""
         cached = self._playbooks.get(run.playbook_hash)
         if cached is None:
-            cached = parse_playbook(run.playbook_text, f"{run.playbook} (pinned in run {run.id})")
+            cached = parse_playbook(run.playbook_text, f"{run.playbook} (pinned in run {run.id})",
+                                    pinned=True)
             self._playbooks[run.playbook_hash] = cached
         return cached
-
-
-class _RunDriver:
-    """Drives one claimed run step by step until it ends, parks, or the lease is lost."""
-
-    def __init__(self, worker: Worker, sessions: sessionmaker[Session], run_id: str) -> None:
-        self.worker_id = worker.worker_id
-        self.worker = worker
-        self.sessions = sessions
-        self.run_id = run_id
-
-    def drive(self) -> None:
-        with self.sessions() as session:
-            run = runs.get_run(session, self.run_id)
-            if run.lease_owner != self.worker_id or run.status != conductor.RUNNING:
-                return
-            self.alert = template_view(
-                run.alert_id, as_normalized(get_alert(session, run.alert_id))
-            )
-            self.alerts = _alert_views(session, run.id)
-            self.view = {"id": run.id, "mode": run.mode, "playbook": run.playbook}
-            self.env = RunEnv(
-                run_id=run.id, mode=run.mode, settings=self.worker.settings, alert=self.alert,
-                sessions=self.sessions,
-            )
-            state: dict[str, Any] | None = run.state
-            try:
-                self.playbook = self.worker.playbook(run)
-                unloadable = None
-            except PlaybookInvalid as exc:
-                unloadable = str(exc)
-        if unloadable is not None:
-            self._fail_unloadable(unloadable)
-            return
-        trigger = self.playbook.spec.trigger
-        # Alerts join runs of correlating and threshold triggers while they run: read them anew
-        # before each step. Other runs see only the alert that started them.
-        self.gains_alerts = trigger is not None and (
-            trigger.correlate is not None or trigger.threshold is not None
-        )
-        record_id: str | None = None  # the journal row of the step about to run, if written
-        while state is not None:
-            step_id = conductor.next_step(self.playbook.spec, state)
-            if step_id is None:
-                return
-            with bound(step_id=step_id):
-                state, record_id = self._step(state, step_id, record_id)
-
-    def _step(
-        self, state: dict[str, Any], step_id: str, record_id: str | None
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """Execute one step and record it; return the state if the run goes on here."""
-        step = self.playbook.spec.step(step_id)
-        if self.gains_alerts:
-            with self.sessions() as session:
-                self.alerts = _alert_views(session, self.run_id)
-        context = {
-            **runner.template_context(alert=self.alert, state=state, run=self.view),
-            "alerts": self.alerts,
-        }
-        if self._needs_approval(state, step_id):
-            return self._ask_approval(state, step, context)
-        if step.approval is not None:
-            moved = approved.plan_moved(
-                self.sessions, state, step, context, env=self._planning_env()
-            )
-            if moved is not None:
-                return self._record(state, step_id, moved, record_id)
-        elif covering := self.playbook.spec.covering(step_id):
-            refused = approved.beyond_approval(
-                self.sessions, state, step, context, covering, env=self._planning_env()
-            )
-            if refused is not None:
-                return self._record(state, step_id, refused, record_id)
-        if record_id is None:
-            with self.sessions.begin() as session:
-                record_id = runs.begin_step(
-                    session=session, run_id=self.run_id, step_id=step_id, action=step.action,
-                    worker=self.worker_id, round=conductor.round_of(state),
-                    acting=_acts(step.action),
-                )
-            if record_id is None:
-                return None, None
-        started = time.perf_counter()
-        outcome = runner.execute_step(
-            step, context, run_id=self.run_id, mode=self.view["mode"], env=self.env
-        )
-        STEP_DURATION.labels(step.action, outcome.status).observe(time.perf_counter() - started)
-        if outcome.error:
-            log.info("step %s %s: %s", step_id, outcome.status, outcome.error["message"])
-        return self._record(state, step_id, outcome, record_id)
-
-    def _record(
-        self,
-        state: dict[str, Any],
-        step_id: str,
-        outcome: runner.StepOutcome,
-        record_id: str | None = None,
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """Write the outcome, the new state and the audit row in one transaction."""
-        spec = self.playbook.spec
-        new_state = runner.record_outcome(spec, state, step_id, outcome)
-        following = conductor.next_step(spec, new_state)
-        next_step = None
-        if following is not None and not self._needs_approval(new_state, following):
-            action = spec.step(following).action
-            next_step = (following, action, _acts(action))
-        with self.sessions.begin() as session:
-            if record_id is None:
-                record_id = runs.begin_step(
-                    session=session, run_id=self.run_id, step_id=step_id,
-                    action=spec.step(step_id).action, worker=self.worker_id,
-                    round=conductor.round_of(state), acting=_acts(spec.step(step_id).action),
-                )
-                if record_id is None:
-                    return None, None
-            finished = runs.finish_step(
-                session=session, run_id=self.run_id, record_id=record_id,
-                worker=self.worker_id, outcome=outcome, new_state=new_state, next_step=next_step,
-            )
-        if finished is None:
-            log.warning("run %s left this worker during step %s (its lease expired, or alerts "
-                        "joined and it starts over); result not recorded", self.run_id, step_id)
-            return None, None
-        if finished.status != conductor.RUNNING:
-            return None, None
-        return finished.state, finished.next_record_id
-
-    def _needs_approval(self, state: dict[str, Any], step_id: str) -> bool:
-        step = self.playbook.spec.step(step_id)
-        return step.approval is not None and not conductor.is_approved(state, step_id)
-
-    def _ask_approval(
-        self, state: dict[str, Any], step: Step, context: dict[str, Any]
-    ) -> tuple[dict[str, Any] | None, str | None]:
-        """Park the run on an approval request showing the step's resolved parameters.
-
-        A step skipped or failed before any request is recorded like any other, and the run
-        goes on with the next step's journal row (as ``_record`` returns it).
-        """
-        assert step.approval is not None
-        try:
-            if not runner.should_run(step, context):
-                return self._record(state, step.id, runner.StepOutcome(status="skipped"))
-            params = runner.resolve_params(step, context)
-            covers = approved.covered_params(self.playbook.spec, step.approval.covers, context)
-        except TemplateFailure as exc:
-            outcome = runner.StepOutcome(
-                status="failed", error={"code": "TemplateError", "message": str(exc)}
-            )
-            return self._record(state, step.id, outcome)
-        try:
-            plan = plans.step_plan(
-                step_id=step.id, action=step.action, params=params,
-                reason=step.approval.reason, env=self._planning_env(),
-                briefing=plans.briefing(state["vars"]), covers=covers,
-            )
-        except ActionError as exc:
-            # Nothing to approve: the step could not run as it stands (a target gone,
-            # a protected principal). It fails now rather than after a human said yes.
-            outcome = runner.StepOutcome(
-                status="failed", params=params, error={"code": exc.code, "message": exc.message}
-            )
-            return self._record(state, step.id, outcome)
-        settings = self.worker.settings
-        with self.sessions.begin() as session:
-            # Locked: an alert joining now starts the run over instead of meeting a stale plan.
-            run = runs.hold(session, self.run_id, self.worker_id)
-            if run is None:
-                return None, None
-            follows = run.state.get("follows")
-            earlier = approvals.earlier_request(
-                session, run_ids=[run.id, *([follows] if follows else [])], step_id=step.id
-            )
-            if earlier is not None:
-                plan["widened"] = {"replaces": earlier.id, **plans.widening(earlier.plan, plan)}
-            request = approvals.open_request(
-                session=session, run=run, step_id=step.id, approval=step.approval, plan=plan,
-                default_expiry=self.worker.approval_expiry, worker=self.worker_id,
-                escalate_to=step.approval.escalate_to or settings.approval_escalate_to,
-            )
-            log.info("run %s waits for approval %s of step %s", self.run_id, request.id, step.id)
-            notice = notices.Notice.of(session, request)
-        targets = step.approval.notify or settings.approval_notify
-        if targets:
-            subject, text = notices.opened(notice, alert=self.alert, settings=settings)
-            self.worker.tell(notice, "approval.notified", targets, subject, text)
-        return None, None
-
-    def _planning_env(self) -> RunEnv:
-        # Plans only read; a dry-run environment makes the guard enforce it.
-        return RunEnv(
-            run_id=self.run_id, mode="dry_run", settings=self.worker.settings, alert=self.alert
-        )
-
-    def _fail_unloadable(self, message: str) -> None:
-        with self.sessions.begin() as session:
-            run = runs.get_run(session, self.run_id)
-            new_state = conductor.apply(run.state, "fail")
-            run.state = new_state
-            run.status = new_state["status"]
-            run.error = f"pinned playbook no longer loads: {message}"
-            runs.finish_run(session=session, run=run, worker=self.worker_id)
-
-
-def _acts(action: str) -> bool:
-    """Whether a step of ``action`` changes AWS (plans to, in a dry run)."""
-    return registry.get(action).mutating
-
-
-def _alert_views(session: Session, run_id: str) -> list[dict[str, Any]]:
-    """Return every alert of a run as templates see them (``alerts``)."""
-    return [template_view(row.id, as_normalized(row)) for row in runs.run_alerts(session, run_id)]
 
 
 class _LeaseKeeper:
@@ -403,9 +361,10 @@ class _LeaseKeeper:
                         session=session, run_id=self.run_id, worker=self.worker.worker_id,
                         lease_seconds=self.worker.lease_seconds,
                     )
-            except Exception:  # a database blip: try again at the next interval
-                log.exception("could not renew the lease on run %s", self.run_id)
+            except Exception as exc:  # a database blip: try again at the next interval
+                self.worker.failed("lease", exc, run_id=self.run_id)
                 continue
+            self.worker.recovered("lease")
             if not held:
                 return
             LEASE_RENEWALS.inc()

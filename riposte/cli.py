@@ -86,9 +86,9 @@ def load_settings() -> Settings:
         fail(str(exc))
 
 
-def log_setting_warnings(settings: Settings) -> None:
+def log_setting_warnings(settings: Settings, *, serving: bool = False) -> None:
     """Log, once at start-up, each setting that is valid but has no effect."""
-    for warning in settings.warnings():
+    for warning in settings.warnings(serving=serving):
         logging.getLogger("riposte.settings").warning(warning)
 
 
@@ -128,7 +128,7 @@ def serve(
 
     settings = load_settings()
     configure(settings.log_level)
-    log_setting_warnings(settings)
+    log_setting_warnings(settings, serving=True)
     with user_errors():
         application = create_app(settings, in_process_workers=workers)
     uvicorn.run(
@@ -145,10 +145,15 @@ def worker(
         str | None, typer.Option("--id", help="Worker name [RIPOSTE_WORKER_ID]; default host:pid.")
     ] = None,
 ) -> None:
-    """Claim and drive runs until SIGTERM or Ctrl-C."""
+    """Claim and drive runs until SIGTERM or Ctrl-C.
+
+    Only settings it cannot use stop it, at start-up (exit 1). Any later error is logged and
+    counted, and the worker goes on; a database that goes away is waited for.
+    """
     from engine import wakeup
     from engine.worker import Worker
     from riposte.logs import configure
+    from riposte.worker_probes import serve_probes
 
     settings = load_settings()
     configure(settings.log_level)
@@ -161,19 +166,23 @@ def worker(
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
-    if settings.worker_metrics_port is not None:
-        from prometheus_client import start_http_server
-
-        start_http_server(settings.worker_metrics_port)
     with user_errors():
-        Worker(
+        working = Worker(
             sessions=session_factory(settings),
             worker_id=worker_id or settings.worker_id,
             lease_seconds=settings.lease_seconds,
             poll_seconds=settings.worker_poll_seconds,
             approval_expiry=settings.approval_expires_in,
             settings=settings,
-        ).serve(stop)
+        )
+    port = settings.worker_metrics_port
+    if port is not None:
+        try:
+            serve_probes(port=port, problem=working.problem)
+        except OSError as exc:
+            fail(f"RIPOSTE_WORKER_METRICS_PORT: cannot listen on port {port}: "
+                 f"{exc.strerror or exc}")
+    working.serve(stop)
 
 
 @app.command()
@@ -287,22 +296,69 @@ def db_upgrade(
     typer.echo(f"database {shown_url(settings.database_url)} is at revision {at}")
 
 
+@db_app.command("grant-app-role")
+def db_grant_app_role(
+    role: Annotated[str, typer.Argument(help="The PostgreSQL role the API and workers use.")],
+    print_only: Annotated[
+        bool, typer.Option("--print", help="Print the SQL without running it.")
+    ] = False,
+) -> None:
+    """Give the application's role what it needs and no more (run as the owner, PostgreSQL).
+
+    On the audit tables: INSERT and SELECT on audit_events, UPDATE and SELECT on the tail row
+    audit_chain (its triggers let it only move forward). Run it again after every upgrade.
+    """
+    from engine.store.app_role import AppRoleRefused, app_role_grants, grant_app_role
+    from engine.store.db import make_engine
+
+    settings = load_settings()
+    with user_errors():
+        engine = make_engine(settings.database_url)
+        try:
+            with engine.begin() as connection:
+                statements = (app_role_grants(connection, role) if print_only
+                              else grant_app_role(connection, role))
+        except AppRoleRefused as exc:
+            raise UserError(str(exc)) from exc
+        finally:
+            engine.dispose()
+    if print_only:
+        typer.echo(";\n".join(statements) + ";")
+        return
+    typer.echo(f"role {role!r} may now read and write Riposte's tables, and only append to "
+               f"the audit log ({len(statements)} statements run)")
+
+
+MAX_TOKEN_DAYS = 36_500  # a hundred years: any longer is "never", which is said by omission
+
+
 @token_app.command("create")
 def token_create(
-    name: Annotated[str, typer.Option(help="Unique name; it appears in the audit log.")],
+    name: Annotated[
+        str,
+        typer.Option(help="Unique name; it appears in the audit log and in approvals as "
+                     "token:<name>. Not a role's name nor one Riposte uses (system, …)."),
+    ],
     role: Annotated[str, typer.Option(help="ingest, responder or admin.")],
     expires_in_days: Annotated[
-        float | None, typer.Option(min=0, help="Days until the token stops working.")
+        float | None,
+        typer.Option(help="Days until the token stops working (more than 0, at most "
+                     f"{MAX_TOKEN_DAYS}); leave it out for a token that never expires."),
     ] = None,
 ) -> None:
     """Create an API token and print it (only the token on stdout; it is shown once)."""
-    from engine.store.tokens import ROLES, create_token
+    from engine.identities import ROLES, token_name_problem
+    from engine.store.tokens import create_token
     from engine.store.types import utcnow
 
     if role not in ROLES:
         fail(f"--role must be one of {', '.join(ROLES)}, not {role!r}")
-    if not name.strip():
-        fail("--name must not be empty")
+    if (problem := token_name_problem(name)) is not None:
+        fail(f"--name: {problem}")
+    # 0 once meant "never expires": now it is refused, and only leaving the option out does.
+    if expires_in_days is not None and not 0 < expires_in_days <= MAX_TOKEN_DAYS:
+        fail(f"--expires-in-days must be more than 0 and at most {MAX_TOKEN_DAYS}, not "
+             f"{expires_in_days:g}; leave it out for a token that never expires")
     expires_at = utcnow() + timedelta(days=expires_in_days) if expires_in_days else None
     settings = load_settings()
     with user_errors():
@@ -352,23 +408,137 @@ def token_list() -> None:
                            f"\t{state}")
 
 
+PublicKeys = Annotated[
+    list[Path] | None,
+    typer.Option("--public-key", help="Ed25519 public key file (PEM) to check the checkpoints' "
+                 "signatures with; repeat it for keys used before a rotation."),
+]
+
+
 @audit_app.command("verify")
-def audit_verify() -> None:
-    """Recompute the audit log's hash chain; name the first broken row (exit 1)."""
+def audit_verify(
+    public_key: PublicKeys = None,
+    export: Annotated[
+        Path | None,
+        typer.Option(help="Check this export of `riposte audit export` offline, not the "
+                     "database (needs --public-key)."),
+    ] = None,
+) -> None:
+    """Recompute the audit log's hash chain and check it; name the first broken row (exit 1).
+
+    The rows must chain, match the tail row (how many events, the newest hash) and, with
+    --public-key, every signed checkpoint. Exit 1 too when a key is given but no checkpoint
+    signs any row.
+    """
     from engine.audit import verify
+    from engine.audit_export import verify_export
+    from engine.audit_signing import SigningKeyInvalid, load_public_key
+
+    with user_errors():
+        try:
+            keys = [load_public_key(path) for path in public_key or []]
+            if export is not None:
+                if not keys:
+                    fail("--export needs --public-key: anyone could have written an export's "
+                         "rows, only the signatures say they are Riposte's")
+                report = verify_export(export, public_keys=keys)
+            else:
+                settings = load_settings()
+                with session_factory(settings)() as session:
+                    report = verify(session, public_keys=keys)
+        except (SigningKeyInvalid, FileNotFoundError) as exc:
+            raise UserError(str(exc)) from exc
+    where = f" of export {export}" if export is not None else ""
+    if not report.ok:
+        if report.first_broken_id is None:
+            typer.echo(f"broken{where}: {report.reason}")
+        else:
+            typer.echo(f"broken{where}: audit row {report.first_broken_id}: {report.reason} "
+                       f"({report.checked} rows before it are intact)")
+        raise typer.Exit(1)
+    typer.echo(f"ok: {report.checked} audit rows{where} checked, the chain is intact")
+    if not report.signatures_checked:
+        if report.checkpoints:
+            typer.echo(f"checkpoints: {report.checkpoints} found, their signatures not checked "
+                       "(give --public-key)")
+        return
+    if report.checked and not report.checkpoints:
+        typer.echo("unsigned: no checkpoint signs any row: set RIPOSTE_AUDIT_SIGNING_KEY for "
+                   "the workers or run `riposte audit checkpoint`")
+        raise typer.Exit(1)
+    if report.checkpoints:
+        typer.echo(f"signed: {report.checkpoints} checkpoints verified, the newest at row "
+                   f"{report.last_checkpoint_id} ({report.last_checkpoint_at}); "
+                   f"{report.unsigned} rows after it not signed yet")
+
+
+@audit_app.command("keygen")
+def audit_keygen(
+    private_key: Annotated[Path, typer.Argument(help="File for the private key (mode 0600).")],
+    public_key: Annotated[
+        Path | None, typer.Option(help="File for the public key [default: PRIVATE_KEY.pub].")
+    ] = None,
+) -> None:
+    """Make an Ed25519 key pair to sign audit checkpoints with (never overwrites a file)."""
+    from engine.audit_signing import SigningKeyInvalid, generate_key_pair
+
+    public_path = public_key or private_key.with_name(private_key.name + ".pub")
+    try:
+        key_id = generate_key_pair(private_key, public_path)
+    except (SigningKeyInvalid, OSError) as exc:
+        fail(str(exc))
+    typer.echo(f"key {key_id}: private {private_key}, public {public_path}")
+    typer.echo(f"give the workers RIPOSTE_AUDIT_SIGNING_KEY={private_key} (not the database "
+               f"host); keep {public_path} where verifiers can trust it", err=True)
+
+
+@audit_app.command("checkpoint")
+def audit_checkpoint(
+    key: Annotated[
+        Path | None,
+        typer.Option(help="Private key file [default: RIPOSTE_AUDIT_SIGNING_KEY]."),
+    ] = None,
+) -> None:
+    """Sign a checkpoint of the audit chain now (nothing to do if nothing was appended)."""
+    from engine.audit_checkpoints import write_checkpoint
+    from engine.audit_signing import CheckpointMalformed, SigningKeyInvalid, load_private_key
+
+    settings = load_settings()
+    path = key or settings.audit_signing_key
+    if path is None:
+        fail("no key: give --key FILE or set RIPOSTE_AUDIT_SIGNING_KEY (make one with "
+             "`riposte audit keygen`)")
+    with user_errors():
+        try:
+            signing_key = load_private_key(path)
+            with session_factory(settings).begin() as session:
+                written = write_checkpoint(session, key=signing_key, actor="cli")
+        except (SigningKeyInvalid, CheckpointMalformed) as exc:
+            raise UserError(str(exc)) from exc
+    if written is None:
+        typer.echo("nothing appended since the newest checkpoint: none written")
+        return
+    checkpoint = written.checkpoint
+    typer.echo(f"checkpoint at audit row {written.event_id}: signs {checkpoint.rows} events "
+               f"ending in hash {checkpoint.tail} (key {checkpoint.key_id})")
+
+
+@audit_app.command("export")
+def audit_export(
+    directory: Annotated[Path, typer.Argument(help="New or empty directory to write into.")],
+) -> None:
+    """Write every audit row and every signed checkpoint as files, to keep or check offline."""
+    from engine.audit_export import EVENTS_FILE, ExportRefused, export_log
 
     settings = load_settings()
     with user_errors():
-        with session_factory(settings)() as session:
-            report = verify(session)
-    if report.ok:
-        typer.echo(f"ok: {report.checked} audit rows checked, the chain is intact")
-        return
-    typer.echo(
-        f"broken: audit row {report.first_broken_id}: {report.reason} "
-        f"({report.checked} rows before it are intact)"
-    )
-    raise typer.Exit(1)
+        try:
+            with session_factory(settings)() as session:
+                exported = export_log(session, directory)
+        except (ExportRefused, OSError) as exc:
+            raise UserError(str(exc)) from exc
+    typer.echo(f"exported {exported.rows} audit rows to {directory / EVENTS_FILE} and "
+               f"{exported.checkpoints} signed checkpoints to {directory / 'checkpoints'}")
 
 
 @app.command()

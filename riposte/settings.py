@@ -136,6 +136,13 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(
         default=1_048_576, description="Largest request body accepted; bigger answers 413."
     )
+    max_events_per_delivery: int = Field(
+        default=5_000,
+        ge=1,
+        description="Most events one delivery may carry (EventBridge events in an array, "
+        "CloudTrail records in a log file, findings in an event: one alert each); more answers "
+        "413.",
+    )
     lease_seconds: float = Field(
         default=30.0, description="How long a worker's claim on a run lasts without renewal."
     )
@@ -147,7 +154,26 @@ class Settings(BaseSettings):
         default=None, description="Name of this worker in leases and the audit log (host:pid)."
     )
     worker_metrics_port: int | None = Field(
-        default=None, description="Port where a standalone worker serves /metrics (off if unset)."
+        default=None,
+        description="Port where a standalone worker serves /metrics and /healthz (off if unset).",
+    )
+    worker_heartbeat_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="How often a worker records in the database that it is alive.",
+    )
+    worker_silent_after: float = Field(
+        default=30.0,
+        gt=0,
+        description="A worker not heard from for this long counts as silent: /readyz of a serve "
+        "with in-process workers and a worker's own /healthz answer 503, GET /v1/workers shows "
+        "it silent. Longer than RIPOSTE_WORKER_HEARTBEAT_SECONDS.",
+    )
+    run_unattended_after: float = Field(
+        default=300.0,
+        gt=0,
+        description="A run left runnable this long while no worker is live is logged (error) "
+        "and counted (riposte_runs_unattended_total) by the API.",
     )
     default_mode: Literal["live", "dry_run"] = Field(
         default="live",
@@ -177,8 +203,17 @@ class Settings(BaseSettings):
     port: int = Field(default=8000, description="Port `riposte serve` listens on.")
     sns_topics: list[str] = Field(
         default=[],
-        description="TopicArn globs whose SNS subscriptions are confirmed (a list); "
-        "empty confirms none.",
+        description="TopicArn globs of the SNS topics whose messages Riposte accepts (a list): "
+        "notifications and (un)subscription confirmations alike; empty refuses every SNS "
+        "message (403).",
+    )
+    sns_max_age_seconds: float = Field(
+        default=4500.0,
+        gt=0,
+        description="Oldest an SNS message's signed Timestamp may be; older ones are refused "
+        "(403) as replays of captured messages, as are those more than 5 minutes in the future. "
+        "SNS retries an HTTP(S) delivery for at most one hour: the default (75 min) adds a "
+        "quarter of an hour for SNS's delivery delays and clock differences.",
     )
     sns_cert_dir: Path | None = Field(
         default=None,
@@ -317,6 +352,33 @@ class Settings(BaseSettings):
         default=False,
         description="Log one line per HTTP request (uvicorn's access log) besides the API's own.",
     )
+    anonymous_refusals_per_address: int = Field(
+        default=5,
+        ge=0,
+        description="Refused requests that proved no identity (401s, unproven SNS messages) "
+        "recorded one by one per source address and minute, by each API process; the rest are "
+        "counted and summed up in one audit row a minute.",
+    )
+    anonymous_refusals_per_minute: int = Field(
+        default=30,
+        ge=0,
+        description="The same from all addresses together: an anonymous flood adds at most this "
+        "many audit rows (and delivery rows), plus one summary, a minute per API process.",
+    )
+
+    # --- Audit log: signed checkpoints (engine.audit_checkpoints) ----------------------------
+    audit_signing_key: Path | None = Field(
+        default=None,
+        description="Ed25519 private key file (PEM, from `riposte audit keygen`) the workers "
+        "sign audit checkpoints with; keep it off the database host and out of its backups. "
+        "Unset: no checkpoints.",
+    )
+    audit_checkpoint_seconds: float = Field(
+        default=3600.0,
+        gt=0,
+        description="How often the workers sign a checkpoint of the audit chain, when events "
+        "were appended since the last one.",
+    )
 
     @field_validator("*", mode="before")
     @classmethod
@@ -352,9 +414,29 @@ class Settings(BaseSettings):
             )
         return self
 
-    def warnings(self) -> list[str]:
-        """Say which settings are valid but have no effect, naming their variables."""
+    @model_validator(mode="after")
+    def _silence_outlasts_a_heartbeat(self) -> Settings:
+        # Otherwise every worker would be counted silent between two of its heartbeats.
+        if self.worker_silent_after <= self.worker_heartbeat_seconds:
+            raise ValueError(
+                f"{variable('worker_silent_after')} ({self.worker_silent_after:g}) must be longer "
+                f"than {variable('worker_heartbeat_seconds')} ({self.worker_heartbeat_seconds:g}): "
+                "a few heartbeats, say three"
+            )
+        return self
+
+    def warnings(self, *, serving: bool = False) -> list[str]:
+        """Say which settings are valid but have no effect, naming their variables.
+
+        ``serving``: also those that matter only to `riposte serve` (its HTTP endpoints).
+        """
         found: list[str] = []
+        if serving and not self.sns_topics:
+            found.append(
+                f"{variable('sns_topics')} is empty: POST /v1/webhooks/sns refuses every SNS "
+                "message (403); set it to the TopicArn globs of the topics that send to Riposte, "
+                "e.g. arn:aws:sns:*:123456789012:riposte-* (ignore this if none does)"
+            )
         bucket = [
             variable(name) for name, value in (
                 ("cloudtrail_bucket", self.cloudtrail_bucket),

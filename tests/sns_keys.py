@@ -104,15 +104,24 @@ def sign(
     }
 
 
+def sns_timestamp(moment: datetime | None = None) -> str:
+    """Return a time as SNS writes its Timestamp (UTC, milliseconds, Z); now by default."""
+    moment = (moment or datetime.now(UTC)).astimezone(UTC)
+    return moment.isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
 def notification(**overrides: Any) -> dict[str, Any]:
-    """Return the unsigned fields of a Notification shaped like AWS's documented example."""
+    """Return the unsigned fields of a Notification shaped like AWS's documented example.
+
+    Its Timestamp is now, as in a delivery SNS is making (Riposte refuses old ones as replays).
+    """
     fields: dict[str, Any] = {
         "Type": "Notification",
         "MessageId": "22b80b92-fdea-4c2c-8f9d-bdfb0c7bf324",
         "TopicArn": TOPIC_ARN,
         "Subject": 'ALARM: "cpu-high" in US East (N. Virginia)',
         "Message": '{"AlarmName":"cpu-high","NewStateValue":"ALARM"}\nsecond line',
-        "Timestamp": "2024-05-02T00:54:06.655Z",
+        "Timestamp": sns_timestamp(),
         "UnsubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=Unsubscribe"
         f"&SubscriptionArn={TOPIC_ARN}:c9135db0-26c4-47ec-8998-413945fb5a96",
         "MessageAttributes": {"severity": {"Type": "String", "Value": "high"}},
@@ -122,7 +131,8 @@ def notification(**overrides: Any) -> dict[str, Any]:
 
 
 def confirmation(kind: str = "SubscriptionConfirmation", **overrides: Any) -> dict[str, Any]:
-    """Return the unsigned fields of a (Un)subscribeConfirmation shaped like AWS's example."""
+    """Return the unsigned fields of a (Un)subscribeConfirmation shaped like AWS's example,
+    timestamped now."""
     token = "2336412f37fb687f5d51e6e241d09c805a5a57b30d712f794cc5f6a988666d92768dd60a747ba6f3beb"
     fields: dict[str, Any] = {
         "Type": kind,
@@ -133,7 +143,7 @@ def confirmation(kind: str = "SubscriptionConfirmation", **overrides: Any) -> di
         "To confirm the subscription, visit the SubscribeURL included in this message.",
         "SubscribeURL": "https://sns.us-east-1.amazonaws.com/?Action=ConfirmSubscription"
         f"&TopicArn={TOPIC_ARN}&Token={token}",
-        "Timestamp": "2024-05-02T00:39:44.466Z",
+        "Timestamp": sns_timestamp(),
     }
     fields.update(overrides)
     return fields

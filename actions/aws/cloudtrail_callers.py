@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any
 
 from pydantic import Field, StringConstraints, field_validator
@@ -47,6 +47,13 @@ class FindCallersInput(AwsInput):
     start: datetime | None = Field(default=None, description="Start of the window (UTC).")
     end: datetime | None = Field(
         default=None, description="End of the window; default: the alert's event time, else now."
+    )
+    minutes_after: float = Field(
+        default=0,
+        ge=0,
+        le=1440,
+        description="How far past `end` the window reaches, never beyond now: the calls of a "
+        "burst that went on after the alarm went off (the trigger's settle lets them arrive).",
     )
     regions: list[str] | None = Field(
         default=None,
@@ -139,9 +146,13 @@ class _Search:
     def __init__(self, ctx: ActionContext, params: FindCallersInput) -> None:
         self.ctx = ctx
         self.params = params
+        now = datetime.now(UTC)
+        end = params.end or alert_event_time(ctx.alert) or now
         scope = Scope.of(
-            ctx, account=params.account, region=params.region, start=params.start,
-            end=params.end or alert_event_time(ctx.alert), span=timedelta(minutes=params.minutes),
+            ctx, account=params.account, region=params.region,
+            start=params.start or end - timedelta(minutes=params.minutes),
+            end=min(end + timedelta(minutes=params.minutes_after), max(now, end)),
+            span=timedelta(minutes=params.minutes),
         )
         self.account, self.region = scope.account, scope.region
         self.start, self.end = scope.start, scope.end

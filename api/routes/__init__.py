@@ -14,6 +14,7 @@ from api.routes import (
     playbooks,
     runs,
     webhooks,
+    workers,
 )
 
 ROUTERS: tuple[APIRouter, ...] = (
@@ -26,4 +27,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     playbooks.router,
     audit.router,
     metrics.router,
+    workers.router,
 )

@@ -1,14 +1,15 @@
 """Webhooks: what SNS, EventBridge API destinations and CloudTrail shippers post, as they post it.
 
-Each reads the raw body (SNS sends JSON as text/plain), normalizes it and stores its alerts in
-one transaction; refusals are recorded as rejected deliveries by api.errors.
+Each reads the raw body (SNS sends JSON as text/plain), normalizes it and stores its alerts
+(api.ingest.store_delivery: a 2xx means all of them are committed); refusals are recorded as
+rejected deliveries by api.errors.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -26,10 +27,11 @@ from api.deps import (
     WebhookCaller,
 )
 from api.errors import ApiError, error_response, unavailable
-from api.ingest import in_ingest_thread, store_delivery
+from api.ingest import events_in, in_ingest_thread, refuse_too_many_events, store_delivery
 from api.schemas import IngestOut, WebhookOut
 from engine import audit
 from engine.alerts import NormalizedAlert
+from engine.delivery_json import MalformedJson, UnstorableText, parse_delivery_json
 from engine.normalize import (
     UnsupportedPayload,
     normalize_cloudtrail,
@@ -39,11 +41,14 @@ from engine.normalize import (
 from engine.sns import (
     SnsMessage,
     SnsMessageInvalid,
+    SnsMessageRefused,
+    SnsReplayRefused,
     SnsSignatureInvalid,
+    SnsTopicRefused,
     SubscriptionNotConfirmed,
+    admit,
     check_aws_url,
     parse_sns_message,
-    topic_allowed,
     verify,
 )
 from engine.store.alerts import IngestResult, record_delivery
@@ -55,12 +60,20 @@ SNS_ENDPOINT = "/v1/webhooks/sns"
 EVENTBRIDGE_ENDPOINT = "/v1/webhooks/eventbridge"
 CLOUDTRAIL_ENDPOINT = "/v1/webhooks/cloudtrail"
 SNS_TYPE_HEADER = "x-amz-sns-message-type"
+NO_SNS_TOPICS = (
+    "SNS message refused: RIPOSTE_SNS_TOPICS is empty, so no topic is allowed; set it to the "
+    "TopicArn globs of the topics that send to Riposte, e.g. arn:aws:sns:*:123456789012:riposte-*"
+)
 
 _INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
     200: {"model": WebhookOut, "description": "Every alert was a repeat of a stored one."},
     202: {"model": WebhookOut, "description": "Stored; runs queued."},
-    400: {"description": "The body is not JSON (the message gives the position)."},
-    422: {"description": "JSON, but not a payload this endpoint reads."},
+    400: {"description": "The body is not JSON as Riposte reads it (the message gives the "
+                         "position; also NaN, Infinity, numbers out of range, nesting deeper "
+                         "than 64 levels)."},
+    422: {"description": "JSON, but not a payload this endpoint reads, or holding text no "
+                         "database stores as sent (a lone surrogate, a NUL: the message says "
+                         "where)."},
     503: {"description": "Not stored (database unavailable): retry later."},
 }
 
@@ -94,7 +107,9 @@ async def post_cloudtrail(
         **_INGEST_RESPONSES,
         200: {"description": "A repeat, or a (un)subscription confirmation handled."},
         401: {"description": "RIPOSTE_SNS_BASIC_AUTH is set and the credentials are wrong."},
-        403: {"description": "The signature does not verify, or the topic is not allowed."},
+        403: {"description": "The signature does not verify, the topic is not allowed (or "
+                             "RIPOSTE_SNS_TOPICS is empty), or the Timestamp is too old or "
+                             "too far ahead (a replay)."},
         502: {"description": "SNS did not accept the visit of the SubscribeURL."},
     },
 )
@@ -119,7 +134,10 @@ def _ingest(
     actor: str,
     response: Response,
 ) -> WebhookOut:
-    alerts = _normalized(normalize, _json_body(incoming.body), what)
+    document = _json_body(incoming.body)
+    # Refused before normalizing: a body of tiny events costs seconds of CPU to normalize.
+    refuse_too_many_events(events_in(document), runtime=incoming.runtime)
+    alerts = _normalized(normalize, document, what)
     results = store_delivery(session=incoming.session, alerts=alerts, runtime=incoming.runtime,
                              endpoint=endpoint, digest=incoming.digest, actor=actor,
                              response=response)
@@ -129,13 +147,27 @@ def _ingest(
 def _receive_sns(
     incoming: Incoming, header_type: str | None, caller: Caller, response: Response
 ) -> WebhookOut | JSONResponse:
-    runtime, digest = incoming.runtime, incoming.digest
+    runtime, digest, settings = incoming.runtime, incoming.digest, incoming.runtime.settings
     message = _sns_message(incoming.body, header_type)
+    if not settings.sns_topics:
+        raise ApiError(403, NO_SNS_TOPICS)
     try:
         verify(message, runtime.sns_certificates)
     except SnsSignatureInvalid as exc:
         log.warning("SNS message %s refused: %s", message.message_id, exc)
         raise ApiError(403, f"SNS signature refused: {exc}") from None
+    try:
+        # Before anything is stored or visited, whatever the message type.
+        admit(message, topics=settings.sns_topics, now=datetime.now(UTC),
+              max_age=timedelta(seconds=settings.sns_max_age_seconds))
+    except SnsMessageRefused as exc:
+        log.warning("SNS %s %s refused: %s", message.type, message.message_id, exc)
+        if isinstance(exc, SnsTopicRefused) and message.type == "SubscriptionConfirmation":
+            _record_subscription(runtime, message, digest, outcome="rejected",
+                                 verb="sns.subscription_refused", reason=f"403: {exc}")
+            return error_response(403, f"subscription not confirmed: {exc}")
+        replay = " as a replay" if isinstance(exc, SnsReplayRefused) else ""
+        raise ApiError(403, f"SNS {message.type} refused{replay}: {exc}") from None
     if message.type == "Notification":
         return _ingest(lambda doc: normalize_sns_message(message.type, doc), "SNS notification",
                        incoming, SNS_ENDPOINT, caller.name, response)
@@ -143,11 +175,6 @@ def _receive_sns(
         _record_subscription(runtime, message, digest, outcome="accepted",
                              verb="sns.unsubscribe_confirmed", reason="unsubscribed")
         return JSONResponse({"type": message.type, "topic_arn": message.topic_arn})
-    if not topic_allowed(message.topic_arn, runtime.settings.sns_topics):
-        reason = f"topic {message.topic_arn!r} is not allowed by RIPOSTE_SNS_TOPICS"
-        _record_subscription(runtime, message, digest, outcome="rejected",
-                             verb="sns.subscription_refused", reason=f"403: {reason}")
-        return error_response(403, f"subscription not confirmed: {reason}")
     assert message.subscribe_url is not None  # parse_sns_message requires it
     try:
         url = check_aws_url(message.subscribe_url)
@@ -165,25 +192,13 @@ def _receive_sns(
 
 
 def _json_body(body: bytes) -> Any:
-    """Return the parsed body or answer 400 saying where it stops being JSON."""
+    """Return the parsed body, or answer 400 (not JSON Riposte reads) or 422 (not storable)."""
     try:
-        return json.loads(body, parse_constant=_no_constant)
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"malformed JSON body: {exc.msg} at line {exc.lineno} column "
-                            f"{exc.colno} (position {exc.pos})", code="malformed_json") from None
-    except UnicodeDecodeError as exc:
-        raise ApiError(400, f"malformed JSON body: not UTF-8 ({exc.reason} at position "
-                            f"{exc.start})", code="malformed_json") from None
-    except RecursionError:
-        raise ApiError(400, "malformed JSON body: nested too deeply",
-                       code="malformed_json") from None
-    except ValueError as exc:
+        return parse_delivery_json(body)
+    except MalformedJson as exc:
         raise ApiError(400, f"malformed JSON body: {exc}", code="malformed_json") from None
-
-
-def _no_constant(name: str) -> Any:
-    # NaN and Infinity are not JSON, and PostgreSQL refuses them in a JSONB column.
-    raise ValueError(f"{name} is not a JSON value")
+    except UnstorableText as exc:
+        raise ApiError(422, f"the body cannot be stored: {exc}") from None
 
 
 def _normalized(

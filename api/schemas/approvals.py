@@ -82,12 +82,13 @@ class DecidersOut(ResponseModel):
         "except the excluded ones."
     )
     approvers: list[str] = Field(
-        description="The request's approvers still able to decide: token names that have not "
-        "decided and did not start the run, and roles (any token of that role except the "
-        "excluded ones)."
+        description="The request's approvers still able to decide: token:<name> for a token "
+        "that has not decided, did not start the run nor deliver one of its alerts, and "
+        "role:<role> (any token of that role except the excluded ones)."
     )
     excluded: list[ExcludedOut] = Field(
-        description="Tokens that may not decide: whoever started the run, and who already decided."
+        description="Tokens that may not decide: whoever started the run, a responder or admin "
+        "token that delivered one of its alerts, and who already decided."
     )
     closed: str | None = Field(
         description="Why nobody may decide any more (settled, expired, run ended); null while "

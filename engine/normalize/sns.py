@@ -8,6 +8,9 @@
 - a ``Message`` holding an EventBridge event (an SNS target of a rule) → exactly what
   ``normalize_eventbridge`` makes of it (source securityhub / guardduty / cloudtrail / …, with
   their natural keys; an event with no inner key gets ``sns:<MessageId>``);
+- a ``Message`` that is JSON holding text no database stores (a lone surrogate, a NUL) →
+  ``UnsupportedPayload`` naming where (engine.delivery_json); one that is not JSON as Riposte
+  reads it (NaN, numbers out of range, nesting deeper than 64) is plain text;
 - anything else (plain text, other JSON) → one generic alert: source ``sns``, kind ``generic``,
   title the ``Subject`` (it may be null or absent: then the message's first line), type the
   topic name, event_name the ``Subject``, event_time the ``Timestamp``, INFORMATIONAL, account
@@ -21,10 +24,10 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from engine.alerts import NormalizedAlert
+from engine.delivery_json import MalformedJson, UnstorableText, parse_delivery_json
 from engine.normalize.cloudwatch import is_sns_alarm, normalize_sns_alarm
 from engine.normalize.eventbridge import normalize_eventbridge
 from engine.normalize.payload import (
@@ -89,9 +92,13 @@ def _decode(message: object) -> object:
     if not stripped.startswith(("{", "[")):
         return message
     try:
-        return json.loads(stripped)
-    except (ValueError, RecursionError):
-        return message
+        return parse_delivery_json(stripped, at=("Message",))
+    except MalformedJson:
+        return message  # not JSON Riposte reads: a text message, kept as sent
+    except UnstorableText as exc:
+        # Kept as text it could be stored, but then an event the EventBridge endpoint refuses
+        # would pass through SNS as a plain notification that matches no playbook.
+        raise UnsupportedPayload(str(exc)) from None
 
 
 def _is_event(message: object) -> bool:

@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import fnmatch
-import json
+from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
+from engine.delivery_json import MalformedJson, UnstorableText, parse_delivery_json
 from engine.sns.errors import SnsMessageInvalid
 
 SnsMessageType = Literal["SubscriptionConfirmation", "Notification", "UnsubscribeConfirmation"]
@@ -47,6 +55,18 @@ class SnsMessage(BaseModel):
     token: str | None = Field(default=None, alias="Token")
     unsubscribe_url: str | None = Field(default=None, alias="UnsubscribeURL")
 
+    @field_validator("timestamp")
+    @classmethod
+    def _timestamp_is_a_time(cls, value: str) -> str:
+        # Kept as text (it is signed as sent); read once here so that a bad one is a 400.
+        _sent_at(value)
+        return value
+
+    @property
+    def sent_at(self) -> datetime:
+        """When SNS published the message (its signed Timestamp), timezone-aware."""
+        return _sent_at(self.timestamp)
+
     @model_validator(mode="after")
     def _confirmation_has_url_and_token(self) -> SnsMessage:
         if self.type in SUBSCRIPTION_TYPES:
@@ -78,21 +98,28 @@ class SnsMessage(BaseModel):
         return text.encode("utf-8")
 
 
-def parse_sns_message(body: str | bytes) -> SnsMessage:
-    """Parse an SNS HTTP(S) body (JSON sent as text/plain) into an SnsMessage."""
-    if isinstance(body, bytes):
-        try:
-            body = body.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise SnsMessageInvalid(f"SNS message body is not UTF-8: {exc.reason}") from exc
+def _sent_at(timestamp: str) -> datetime:
     try:
-        document: Any = json.loads(body)
-    except json.JSONDecodeError as exc:
-        raise SnsMessageInvalid(
-            f"SNS message body is not JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except RecursionError as exc:
-        raise SnsMessageInvalid("SNS message body is not JSON: nested too deeply") from exc
+        moment = datetime.fromisoformat(timestamp)
+    except ValueError:
+        raise ValueError(f"{timestamp!r} is not an ISO 8601 time") from None
+    if moment.tzinfo is None:
+        raise ValueError(f"{timestamp!r} has no time zone (SNS writes UTC, ending in Z)")
+    return moment
+
+
+def parse_sns_message(body: str | bytes) -> SnsMessage:
+    """Parse an SNS HTTP(S) body (JSON sent as text/plain) into an SnsMessage.
+
+    A field holding text no database stores as sent (a lone surrogate, a NUL) makes it invalid
+    too: SNS never sends one, and the body is kept with the alerts it carries.
+    """
+    try:
+        document: Any = parse_delivery_json(body)
+    except MalformedJson as exc:
+        raise SnsMessageInvalid(f"SNS message body is not JSON: {exc}") from exc
+    except UnstorableText as exc:
+        raise SnsMessageInvalid(f"SNS message cannot be stored: {exc}") from exc
     return sns_message_from_document(document)
 
 
@@ -115,7 +142,7 @@ def _describe(exc: ValidationError) -> str:
         if error["type"] == "missing":
             problems.append(f"field '{where}' is missing")
         elif where:
-            problems.append(f"field '{where}': {error['msg']}")
+            problems.append(f"field '{where}': {error['msg'].removeprefix('Value error, ')}")
         else:
             problems.append(error["msg"].removeprefix("Value error, "))
     return "; ".join(problems)

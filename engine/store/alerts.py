@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -38,6 +39,14 @@ from engine.store.errors import NotFound
 from engine.store.models import Alert, Delivery
 from engine.store.triggers import apply_triggers
 from engine.store.types import new_id, utcnow
+
+log = logging.getLogger("riposte.store")
+
+# The most alerts of one delivery stored in one transaction (see ingest_delivery). A batch of
+# 20 took ~50 ms on PostgreSQL, nearly all of it holding the audit chain's lock: a write beside
+# a large delivery waited 30 ms at the median (bench/ingest_lock.py). Batches of 10 to 100
+# stored a delivery as fast as one transaction did; larger ones make the others wait longer.
+ALERTS_PER_TRANSACTION = 20
 
 
 @dataclass
@@ -224,18 +233,28 @@ def ingest_delivery(
     is_production: ProductionCheck | None = None,
     default_mode: str = "live",
 ) -> list[IngestResult]:
-    """Store and commit every alert of one delivery, or none of them.
+    """Store and commit every alert of one delivery, or raise.
 
     With each alert go its delivery row, its audit event and the runs it queues. ``session``
-    must have no transaction open.
+    must have no transaction open. Returning means every alert is committed.
 
     On PostgreSQL the commonest delivery, one new alert that no playbook's trigger matches, is
     stored by a single statement that commits by itself: the alert, its delivery row and its
     audit event (``engine.audit.record`` chains it in that statement). The audit chain's lock
     is then held only inside the database, never across a round trip. Anything else (a repeat,
-    several alerts, a trigger that matches, SQLite) takes one transaction, ``ingest_alert`` for
-    each alert: each keeps its own delivery row (same body digest), and a repeat inside the
-    same body counts on the alert stored just before it.
+    several alerts, a trigger that matches, SQLite) takes a transaction per
+    ``ALERTS_PER_TRANSACTION`` alerts, ``ingest_alert`` for each: each keeps its own delivery
+    row (same body digest), and a repeat inside the same body counts on the alert stored just
+    before it.
+
+    The audit chain's tail is locked from a transaction's first event to its COMMIT, and every
+    other write in the system waits for it: no delivery, however large, holds it for more than
+    one batch. A delivery of up to ``ALERTS_PER_TRANSACTION`` alerts is all or nothing; a
+    larger one may fail after some batches committed. The error reaches the caller, who answers
+    5xx, and the sender delivers the same body again: what was committed is then found by its
+    key and counted as a repeat, never stored or run twice. An alert with no key of its own is
+    keyed by the body's digest and its place in it (``delivery:<sha256>:<index>``) so that it
+    too is found again.
     """
     if len(alerts) == 1 and _alone_suffices(session, alerts[0], playbooks, is_production):
         result = _ingest_new_alert_alone(session=session, alert=alerts[0], endpoint=endpoint,
@@ -243,13 +262,33 @@ def ingest_delivery(
                                          actor=actor)
         if result is not None:
             return [result]
-    with session.begin():
-        return [
-            ingest_alert(session=session, alert=alert, playbooks=playbooks, endpoint=endpoint,
-                         body_sha256=body_sha256, body_bytes=body_bytes, actor=actor,
-                         is_production=is_production, default_mode=default_mode)
-            for alert in alerts
-        ]
+    if len(alerts) > ALERTS_PER_TRANSACTION:
+        alerts = [_keyed_by_place(alert, body_sha256, index) for index, alert in enumerate(alerts)]
+    results: list[IngestResult] = []
+    for start in range(0, len(alerts), ALERTS_PER_TRANSACTION):
+        try:
+            with session.begin():
+                batch = [
+                    ingest_alert(session=session, alert=alert, playbooks=playbooks,
+                                 endpoint=endpoint, body_sha256=body_sha256,
+                                 body_bytes=body_bytes, actor=actor,
+                                 is_production=is_production, default_mode=default_mode)
+                    for alert in alerts[start:start + ALERTS_PER_TRANSACTION]
+                ]
+        except Exception:
+            if start:
+                log.warning("delivery to %s from %s interrupted after %d of its %d alerts were "
+                            "committed; its sender should deliver it again", endpoint, actor,
+                            start, len(alerts))
+            raise
+        results += batch
+    return results
+
+
+def _keyed_by_place(alert: NormalizedAlert, body_sha256: str, index: int) -> NormalizedAlert:
+    if alert.dedup_key is not None:
+        return alert
+    return alert.model_copy(update={"dedup_key": f"delivery:{body_sha256}:{index}"})
 
 
 def _alone_suffices(

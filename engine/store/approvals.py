@@ -6,15 +6,24 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import func, select, update
+from sqlalchemy import Select, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor, plans, wakeup
+from engine.identities import DECIDING_ROLES, read_approver
 from engine.plans import plan_hash
 from engine.spec import Approval
 from engine.store.errors import Conflict, Forbidden, NotFound
-from engine.store.models import ApprovalDecision, ApprovalRequest, Run
+from engine.store.models import (
+    ApiToken,
+    ApprovalDecision,
+    ApprovalRequest,
+    AuditEvent,
+    Run,
+    RunAlert,
+)
+from engine.store.runs import lock as lock_run
 from engine.store.runs import release
 from engine.store.types import utcnow
 
@@ -86,15 +95,13 @@ def supersede(
 
     Decisions already made on the old plan do not carry over: they approved something else.
     """
+    run = _lock_run_of(session, request_id)
     old = session.execute(
         select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
-    ).scalars().first()
-    if old is None:
-        raise NotFound(f"no approval request {request_id!r}")
+        .execution_options(populate_existing=True)
+    ).scalars().one()
     if old.status != PENDING:
         raise Conflict(f"approval request {request_id} is already {old.status}")
-    run = session.get(Run, old.run_id)
-    assert run is not None
     old.status = SUPERSEDED
     old.decided_at = utcnow()
     session.flush()  # the old one stops being pending before the new one starts
@@ -175,10 +182,39 @@ def decisions(session: Session, request_id: str) -> Sequence[ApprovalDecision]:
 
 
 def may_decide(request: ApprovalRequest, *, actor: str, role: str) -> bool:
-    """Tell whether a token of this name and role is one of the request's approvers."""
-    if role not in ("responder", "admin"):
+    """Tell whether a token of this name and role is one of the request's approvers.
+
+    An entry names a role or a token, never both: a token named like a role is not that role.
+    Entries stored before they said which (no ``role:``/``token:``) are read as they were
+    meant: a role by a role's name, a token by any other (``engine.identities``).
+    """
+    if role not in DECIDING_ROLES:
         return False
-    return not request.approvers or actor in request.approvers or role in request.approvers
+    return not request.approvers or any(
+        read_approver(entry).admits(actor=actor, role=role) for entry in request.approvers
+    )
+
+
+# Whoever delivered an alert of a run counts as its starter (separation of duties): a run an
+# alert starts is "system"'s, and an alert joins its run's judgement, so whoever sent it must
+# not be the one who approves acting on it. Who sent an alert is the actor of its
+# ``alert.received`` audit row, written with the alert (engine.store.alerts); a repeat
+# (``alert.repeated``) changes nothing a run sees, so its sender does not count.
+_RECEIVED = "alert.received"
+
+
+def _deliveries(run_id: Any) -> Select[str]:
+    """Who delivered each alert of the run ``run_id`` (a run's id, or ``Run.id`` correlated)."""
+    return (
+        select(AuditEvent.actor)
+        .join(RunAlert, RunAlert.alert_id == AuditEvent.alert_id)
+        .where(RunAlert.run_id == run_id, AuditEvent.verb == _RECEIVED)
+    )
+
+
+def deliverers(session: Session, run_id: str) -> list[str]:
+    """Who delivered the alerts of a run (the one that started it and every one that joined)."""
+    return sorted(session.execute(_deliveries(run_id).distinct()).scalars())
 
 
 def check_decision(
@@ -196,7 +232,10 @@ def check_decision(
     before any work done on the request's behalf (re-planning).
     """
     query = select(ApprovalRequest).where(ApprovalRequest.id == request_id)
-    request = session.execute(query.with_for_update() if lock else query).scalars().first()
+    if lock:
+        _lock_run_of(session, request_id)
+        query = query.with_for_update().execution_options(populate_existing=True)
+    request = session.execute(query).scalars().first()
     if request is None:
         raise NotFound(f"no approval request {request_id!r}")
     if request.status != PENDING:
@@ -209,6 +248,11 @@ def check_decision(
         raise Conflict(f"run {run.id} is {run.status}; its approval can no longer be decided")
     if run.started_by == actor:
         raise Forbidden(f"{actor!r} started run {run.id} and cannot approve it")
+    if actor in deliverers(session, run.id):
+        raise Forbidden(
+            f"{actor!r} delivered an alert of run {run.id} and cannot approve it: whoever "
+            "sends an alert counts as the run's starter"
+        )
     if seen_plan_hash is not None and seen_plan_hash != request.plan_hash:
         raise Conflict(f"plan hash {seen_plan_hash} is not the plan of request {request_id}")
     if utcnow() >= request.expires_at:
@@ -288,19 +332,40 @@ def expire_due(*, session: Session, actor: str) -> list[str]:
 
     ``on_timeout: approve`` counts as an approval, recorded as implicit in the audit log.
     """
-    due = session.execute(
-        select(ApprovalRequest)
+    due_ids = session.execute(
+        select(ApprovalRequest.id)
         .where(ApprovalRequest.status == PENDING, ApprovalRequest.expires_at <= utcnow())
-        .with_for_update(skip_locked=True)
+        .order_by(ApprovalRequest.run_id, ApprovalRequest.id)  # every worker locks in one order
     ).scalars().all()
-    for request in due:
-        run = session.get(Run, request.run_id)
-        assert run is not None
+    settled = []
+    for request_id in due_ids:
+        run = _lock_run_of(session, request_id)
+        request = session.execute(
+            select(ApprovalRequest).where(ApprovalRequest.id == request_id).with_for_update()
+            .execution_options(populate_existing=True)
+        ).scalars().one()
+        if request.status != PENDING:  # decided, superseded or expired meanwhile
+            continue
         if request.on_timeout == "approve":
             _settle(session, request, run, approved=True, actor=actor, implicit=True)
         else:
             _settle(session, request, run, approved=False, actor=actor, expired=True)
-    return [request.id for request in due]
+        settled.append(request_id)
+    return settled
+
+
+def _lock_run_of(session: Session, request_id: str) -> Run:
+    """Lock the run of a request before the request itself.
+
+    Run first, then its requests: the order every writer of both takes (an alert starting the
+    run over, a cancel, a decision, an expiry), so no two of them wait for each other.
+    """
+    run_id = session.execute(
+        select(ApprovalRequest.run_id).where(ApprovalRequest.id == request_id)
+    ).scalar()
+    if run_id is None:
+        raise NotFound(f"no approval request {request_id!r}")
+    return lock_run(session, run_id)
 
 
 def claim_escalations(session: Session) -> Sequence[ApprovalRequest]:
@@ -396,16 +461,15 @@ def _settle(
 # ---------------------------------------------------------------------------------------------
 # Who may still decide: what GET /v1/approvals and the CLI show an approver
 
-DECIDING_ROLES = ("responder", "admin")
-
 
 class Deciders:
     """Who else may decide an approval request, and how many approvals it still needs.
 
-    ``approvers`` are the request's own entries still able to decide: token names that have
-    neither decided nor started the run, and roles (any token of that role, except those in
-    ``excluded``). ``anyone`` means the request names no approvers: any responder or admin
-    token except those in ``excluded``. ``closed`` says why nobody may decide any more.
+    ``approvers`` are the request's own entries still able to decide: ``token:<name>`` for a
+    token that has neither decided nor started the run (nor delivered one of its alerts), and
+    ``role:<role>`` (any token of that role, except those in ``excluded``). ``anyone`` means
+    the request names no approvers: any responder or admin token except those in ``excluded``.
+    ``closed`` says why nobody may decide any more.
     """
 
     def __init__(
@@ -431,21 +495,30 @@ class Deciders:
         if self.anyone:
             return "any responder or admin token" + (f" except {excepted}" if excepted else "")
         if not self.approvers:
-            return ("nobody: every named approver has decided or started the run; the request "
-                    "stays pending until it expires")
-        names = [entry for entry in self.approvers if entry not in DECIDING_ROLES]
-        roles = [entry for entry in self.approvers if entry in DECIDING_ROLES]
+            return ("nobody: every named approver has decided, started the run or delivered "
+                    "one of its alerts; the request stays pending until it expires")
+        named = [read_approver(entry) for entry in self.approvers]
+        names = [approver.name for approver in named if approver.kind == "token"]
+        roles = [approver.name for approver in named if approver.kind == "role"]
         choices = names + [f"any {role} token" for role in roles]
         said = choices[0] if len(choices) == 1 else ", ".join(choices[:-1]) + " or " + choices[-1]
         return said + (f" except {excepted}" if roles and excepted else "")
 
 
 def remaining_deciders(session: Session, request: ApprovalRequest) -> Deciders:
-    """Tell who else may decide ``request`` (not its run's starter, nor who already decided)."""
+    """Tell who else may decide ``request``: not its run's starter, nor who delivered one of
+    its alerts, nor who already decided."""
     run = session.get(Run, request.run_id)
     assert run is not None
     made = decisions(session, request.id)
     excluded = {run.started_by: "started the run"}
+    delivered = deliverers(session, run.id)
+    if delivered:  # shown only where they could decide otherwise: not ingest tokens, not "sns"
+        could = select(ApiToken.name).where(
+            ApiToken.name.in_(delivered), ApiToken.role.in_(DECIDING_ROLES)
+        )
+        for name in sorted(session.execute(could).scalars()):
+            excluded.setdefault(name, "delivered an alert of the run")
     for decision in made:
         excluded.setdefault(decision.actor, f"already decided: {decision.decision}")
     closed = None
@@ -462,8 +535,8 @@ def remaining_deciders(session: Session, request: ApprovalRequest) -> Deciders:
     return Deciders(
         approvals_needed=max(0, request.required - approvals),
         approvers=[
-            entry for entry in request.approvers
-            if entry in DECIDING_ROLES or entry not in excluded
+            str(approver) for approver in map(read_approver, request.approvers)
+            if approver.kind == "role" or approver.name not in excluded
         ],
         anyone=not request.approvers,
         excluded=excluded,
@@ -474,11 +547,12 @@ def remaining_deciders(session: Session, request: ApprovalRequest) -> Deciders:
 def requests_to_decide(session: Session, *, actor: str, role: str) -> list[ApprovalRequest]:
     """Return the pending, unexpired requests this token may still decide, newest first.
 
-    Not those of runs it started, nor those it has already decided.
+    Not those of runs it started or delivered an alert of, nor those it has already decided.
     """
     already = select(ApprovalDecision.id).where(
         ApprovalDecision.request_id == ApprovalRequest.id, ApprovalDecision.actor == actor
     )
+    delivered = _deliveries(Run.id).where(AuditEvent.actor == actor)
     query = (
         select(ApprovalRequest)
         .join(Run, Run.id == ApprovalRequest.run_id)
@@ -487,6 +561,7 @@ def requests_to_decide(session: Session, *, actor: str, role: str) -> list[Appro
             ApprovalRequest.expires_at > utcnow(),
             Run.started_by != actor,
             ~already.exists(),
+            ~delivered.exists(),
         )
         .order_by(ApprovalRequest.id.desc())
         .limit(500)

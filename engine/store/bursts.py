@@ -66,7 +66,7 @@ def admit(
         run.not_before = settled_at(settle, queued=run.created_at, now=now)
         return run
     pinned = playbook if run.playbook_hash == playbook.hash else parse_playbook(
-        run.playbook_text, f"{run.playbook} (pinned in run {run.id})"
+        run.playbook_text, f"{run.playbook} (pinned in run {run.id})", pinned=True
     )
     runs.start_over(
         session=session, run=run, new_state=conductor.rejudged(pinned.spec, run.state),

@@ -6,6 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    BigInteger,
     Boolean,
     ForeignKey,
     Index,
@@ -265,7 +266,9 @@ class AuditChain(Base):
     ``engine.audit.record`` updates it with every event it appends, in the same transaction:
     the row lock orders concurrent writers, and the row tells each one its predecessor's hash
     without reading ``audit_events``. ``prev_hash`` is the hash before the last append (what
-    that event chained to).
+    that event chained to); ``event_count`` how many events the chain holds, so that verify
+    sees rows deleted at its end. On PostgreSQL triggers let the row only move forward, one
+    event at a time, and never be deleted (migrations 0004 and 0008).
     """
 
     __tablename__ = "audit_chain"
@@ -273,3 +276,22 @@ class AuditChain(Base):
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
+    event_count: Mapped[int] = mapped_column(BigInteger)
+
+
+class WorkerHeartbeat(Base):
+    """A worker process or thread as it last said it was alive (engine.liveness writes it)."""
+
+    __tablename__ = "worker_heartbeats"
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)  # the worker id of leases
+    host: Mapped[str] = mapped_column(String(256))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    # Set when it stopped as asked (SIGTERM, shutdown); a worker that died just goes silent.
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    runs_claimed: Mapped[int] = mapped_column(Integer, default=0)
+    errors: Mapped[int] = mapped_column(Integer, default=0)
+    # The run it drives at its last heartbeat, if any.
+    run_id: Mapped[str | None] = mapped_column(String(36))

@@ -31,7 +31,8 @@ def rehearse_run(*, session: Session, run_id: str, actor: str) -> Run:
     """
     run = get_run(session, run_id)
     try:
-        playbook = parse_playbook(run.playbook_text, f"{run.playbook} (pinned in run {run.id})")
+        playbook = parse_playbook(run.playbook_text, f"{run.playbook} (pinned in run {run.id})",
+                                  pinned=True)
     except PlaybookInvalid as exc:
         raise Conflict(
             f"run {run.id} cannot be rehearsed: the playbook {run.playbook!r} it pinned no "

@@ -291,6 +291,23 @@ def hold(session: Session, run_id: str, worker: str) -> Run | None:
     return run
 
 
+def fail_held(*, session: Session, run_id: str, worker: str, error: str) -> bool:
+    """Fail a run ``worker`` drives (see ``hold``) with ``error``; False, changing nothing, if
+    it no longer does (a cancel, a run started over, a lease lost). A step of it journaled as
+    running is recorded as interrupted with the same error."""
+    run = hold(session, run_id, worker)
+    if run is None:
+        return False
+    now = utcnow()
+    _interrupt_steps(session, run_id, now, {"code": "WorkerError", "message": error})
+    new_state = conductor.apply(run.state, "fail")
+    run.state = new_state
+    run.status = new_state["status"]
+    run.error = error
+    _finish(session, run, worker, now)
+    return True
+
+
 @dataclass(frozen=True)
 class StepFinish:
     """A recorded step: the run's status and state after it, and the next step's journal row."""
@@ -389,6 +406,39 @@ def release(*, session: Session, run: Run) -> None:
     run.lease_owner = None
     run.lease_expires_at = None
     run.updated_at = utcnow()
+
+
+def give_up_leases(
+    *, session: Session, worker: str, reason: str, run_id: str | None = None
+) -> list[str]:
+    """Expire ``worker``'s leases on running runs (or on ``run_id``) now; return their ids.
+
+    Any worker, this one included, takes them over at once instead of after the lease: a
+    worker stopping between two steps hands its run over so, and one that lost the database
+    in the middle of a run does once it is back. The worker that takes a run over records its
+    step journaled as running as interrupted (``claim_next_run``).
+    """
+    query = select(Run).where(Run.lease_owner == worker, Run.status == conductor.RUNNING)
+    if run_id is not None:
+        query = query.where(Run.id == run_id)
+    held = session.execute(query.with_for_update()).scalars().all()
+    now = utcnow()
+    for run in held:
+        run.lease_expires_at = run.updated_at = now
+        audit.record(session, actor=worker, verb="run.released", alert_id=run.alert_id,
+                     run_id=run.id, details={"reason": reason})
+    if held:
+        wakeup.mark_runnable(session)
+    return [run.id for run in held]
+
+
+def let_go(*, session: Session, run_id: str, worker: str) -> None:
+    """Clear ``worker``'s lease on a run that ended without it (cancelled while it held it)."""
+    session.execute(
+        update(Run)
+        .where(Run.id == run_id, Run.lease_owner == worker, Run.status.in_(conductor.TERMINAL))
+        .values(lease_owner=None, lease_expires_at=None)
+    )
 
 
 def _finish(session: Session, run: Run, worker: str, now: datetime) -> None:

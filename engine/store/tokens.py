@@ -12,11 +12,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from engine import audit
+from engine.identities import ROLES, token_name_problem
 from engine.store.errors import Conflict, NotFound
 from engine.store.models import ApiToken
 from engine.store.types import utcnow
 
-ROLES = ("ingest", "responder", "admin")
 PREFIX = "rip_"
 
 
@@ -29,9 +29,16 @@ def create_token(
     *, session: Session, name: str, role: str, expires_at: datetime | None = None,
     actor: str = "cli",
 ) -> str:
-    """Create a token and return its only plaintext copy."""
+    """Create a token and return its only plaintext copy.
+
+    Its name must not be reserved (a role's, or an actor Riposte writes itself, such as
+    ``system``) nor hold a ``:``: ``engine.identities.token_name_problem`` says why not.
+    """
     if role not in ROLES:
         raise ValueError(f"role must be one of {', '.join(ROLES)}, not {role!r}")
+    problem = token_name_problem(name)
+    if problem is not None:
+        raise ValueError(problem)
     token = PREFIX + secrets.token_urlsafe(32)
     try:
         with session.begin_nested():

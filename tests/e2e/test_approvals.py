@@ -46,7 +46,7 @@ steps:
     with:
       message: "acting on {{ alert.title }}"
     approval:
-      approvers: [lead]
+      approvers: [token:lead]
 """
 
 
@@ -60,7 +60,7 @@ steps:
       message: "acting on {{ alert.title }}"
     approval:
       required: 2
-      approvers: [alice, bob, lead, admin]
+      approvers: [token:alice, token:bob, token:lead, role:admin]
 """
 
 
@@ -254,7 +254,7 @@ def test_a_request_says_who_else_may_decide_and_how_many_approvals_it_still_need
     assert request["deciders"] == {
         "summary": "alice, bob, lead or any admin token except root (started the run)",
         "anyone": False,
-        "approvers": ["alice", "bob", "lead", "admin"],
+        "approvers": ["token:alice", "token:bob", "token:lead", "role:admin"],
         "excluded": [{"name": "root", "why": "started the run"}],
         "closed": None,
     }
@@ -268,7 +268,7 @@ def test_a_request_says_who_else_may_decide_and_how_many_approvals_it_still_need
     request = client.get(f"/v1/approvals/{request_id}", headers=tokens.as_other_responder).json()
     assert [(d["actor"], d["decision"]) for d in request["decisions"]] == [("alice", "approve")]
     assert request["approvals_needed"] == 1
-    assert request["deciders"]["approvers"] == ["bob", "lead", "admin"]
+    assert request["deciders"]["approvers"] == ["token:bob", "token:lead", "role:admin"]
     assert request["deciders"]["excluded"] == [
         {"name": "root", "why": "started the run"},
         {"name": "alice", "why": "already decided: approve"},

@@ -12,6 +12,7 @@ the trail contains nothing and says so.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -22,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from engine.store.types import settle_clock
 from riposte.demo_scenario import (
     ACCOUNT,
     FAILED_SIGN_INS,
@@ -56,6 +58,7 @@ if TYPE_CHECKING:
     from tests.e2e.conftest import Tokens
 
 PLAYBOOK = "mass-instance-termination-alarm"
+ALARM_SETTLE = 120.0  # the playbook's settle: {quiet: 2m, at_most: 2m}
 SNS = "/v1/webhooks/sns"
 
 
@@ -77,12 +80,13 @@ def alarm_settings(scenario_settings: Settings, tmp_path: Path) -> Settings:  # 
     )
 
 
-def attack_unseen(account: Account) -> datetime:
+def attack_unseen(account: Account, *, late: int = 0) -> datetime:
     """Play the attack on AWS and write its CloudTrail records to the trail's bucket only.
 
     Nine failed sign-ins and one without MFA, then the terminations in two calls, each phase a
     second after the one before and after the backups were taken; returns the time the alarm
-    goes off, just after the last call.
+    goes off, just after the last call. ``late``: that many production instances are
+    terminated by a third call, a second after the alarm went off (the burst goes on).
     """
     caller = account.caller
     start = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=1)
@@ -90,7 +94,12 @@ def attack_unseen(account: Account) -> datetime:
     records.append(console_sign_in(caller, start + timedelta(seconds=1), succeeded=True))
     ec2 = account.client("ec2")
     fleet = account.fleet
-    for n, batch in enumerate((fleet.all[:FIRST_CALL], fleet.all[FIRST_CALL:])):
+    last = [i for i in fleet.all if i not in fleet.production[len(fleet.production) - late:]]
+    batches = [fleet.all[:FIRST_CALL], last[FIRST_CALL:]]
+    if late:
+        batches.append(fleet.production[-late:])
+    for n, batch in enumerate(batches):
+        n += 1 if n == 2 else 0  # the late call: after the alarm (start + 5)
         answer = ec2.terminate_instances(InstanceIds=batch)
         records.append(
             terminate_instances(
@@ -123,13 +132,18 @@ def post_alarm(client: TestClient, moment: datetime) -> list[str]:
     assert response.status_code == 202, response.text
     [alert] = response.json()["alerts"]
     run_ids: list[str] = alert["run_ids"]
+    # The run waits out the playbook's settle (two minutes) on the settle clock, not the wall's.
+    settle_clock.advance(ALARM_SETTLE)
     return run_ids
 
 
 @contextmanager
 def serving(alarm_settings: Settings, tokens: Tokens, account: Account) -> Iterator[Scene]:
     with TestClient(create_app(alarm_settings, in_process_workers=1)) as client:
-        yield Scene(client=client, tokens=tokens, account=account, played=Played())
+        try:
+            yield Scene(client=client, tokens=tokens, account=account, played=Played())
+        finally:
+            settle_clock.reset()
 
 
 def step_output(run: dict[str, Any], step_id: str) -> Any:
@@ -142,18 +156,22 @@ def test_an_alarm_finds_the_caller_in_the_trail_and_contains_it_once_approved(
     alarm_settings: Settings, tokens: Tokens, aws: AwsSandbox
 ) -> None:
     account = seed_account(aws.url)
-    alarm_time = attack_unseen(account)
+    alarm_time = attack_unseen(account, late=2)
     fleet = account.fleet
+    # The late call (a second after the alarm) is made before the run reads the trail, as
+    # after the playbook's two minutes of settle it would be; on the wall clock, that is now.
+    time.sleep(max(0.0, (alarm_time - datetime.now(UTC)).total_seconds() + 2))
     with serving(alarm_settings, tokens, account) as scene:
         [run_id] = post_alarm(scene.client, alarm_time)
         run = scene.run(run_id, "waiting_approval", "failed", "succeeded")
         assert run["status"] == "waiting_approval", run
         assert run["playbook"] == PLAYBOOK
 
-        # The caller, found in the trail's bucket: Roboman1's two calls, the whole fleet.
+        # The caller, found in the trail's bucket: Roboman1's three calls (the last one after
+        # the alarm went off: the burst went on), the whole fleet.
         top = step_output(run, "callers")["top"]
         assert (top["name"], top["kind"], top["arn"]) == (USER, "user", account.user_arn)
-        assert top["calls"] == 2 and sorted(top["instance_ids"]) == sorted(fleet.all)
+        assert top["calls"] == 3 and sorted(top["instance_ids"]) == sorted(fleet.all)
         assert sorted(step_output(run, "production")["terminated_production"]) == sorted(
             fleet.production
         )

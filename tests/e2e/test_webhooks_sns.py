@@ -1,13 +1,16 @@
 """POST /v1/webhooks/sns: signed messages exactly as SNS posts them (text/plain JSON).
 
 Messages are shaped like AWS's documented examples (tests/sns_keys) and signed with a throwaway
-certificate pinned in RIPOSTE_SNS_CERT_DIR under the name of its SNS certificate URL.
+certificate pinned in RIPOSTE_SNS_CERT_DIR under the name of its SNS certificate URL. A valid
+signature proves only that SNS sent a message to someone: every message type must also come
+from a topic in RIPOSTE_SNS_TOPICS and be current (its signed Timestamp), or it is refused.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -26,6 +29,21 @@ if TYPE_CHECKING:
 
 SNS = "/v1/webhooks/sns"
 OTHER_TOPIC = "arn:aws:sns:us-east-1:123456789012:someone-elses-topic"
+# The topic of issue 12's probe: anyone's own, subscribed to an endpoint of theirs.
+ATTACKER_TOPIC = "arn:aws:sns:us-east-1:999999999999:attacker-topic"
+# The topic of the CloudWatch alarm sample (a delivery AWS made), allowed like ours.
+SAMPLE_TOPIC = "arn:aws:sns:us-east-1:147946154733:Martin-lambda-test"
+KINDS = ["Notification", "SubscriptionConfirmation", "UnsubscribeConfirmation"]
+GUARDDUTY_PLAYBOOK = """\
+name: guardduty-finding
+trigger:
+  source: [guardduty]
+steps:
+  - id: note
+    action: core.log
+    with:
+      message: "{{ alert.title }}"
+"""
 
 
 @pytest.fixture
@@ -34,7 +52,8 @@ def sns_settings(settings: Settings, tmp_path: Path) -> Settings:
     cert_dir.mkdir()
     (cert_dir / sns_keys.CERT_FILE_NAME).write_bytes(sns_keys.default_identity().certificate_pem)
     return settings.model_copy(update={
-        "sns_cert_dir": cert_dir, "sns_topics": ["arn:aws:sns:us-east-1:123456789012:riposte-*"]})
+        "sns_cert_dir": cert_dir,
+        "sns_topics": ["arn:aws:sns:us-east-1:123456789012:riposte-*", SAMPLE_TOPIC]})
 
 
 @pytest.fixture
@@ -94,6 +113,7 @@ def test_a_signed_cloudwatch_alarm_notification_becomes_a_cloudwatch_alert(
     sample = load("sns_cloudwatch_alarm_redshift")
     fields = {k: v for k, v in sample.items()
               if k not in ("Signature", "SignatureVersion", "SigningCertURL")}
+    fields["Timestamp"] = sns_keys.sns_timestamp()  # as if delivered now: 2015's is a replay
     response = _post(sns_client, sns_keys.sign(fields, version="1"))
     assert response.status_code == 202, response.text
     alert_id = response.json()["alerts"][0]["alert_id"]
@@ -200,3 +220,118 @@ def test_basic_auth_is_required_when_configured(
     assert (missing.status_code, wrong.status_code, right.status_code) == (401, 401, 202)
     assert missing.headers["WWW-Authenticate"].startswith("Basic")
     assert not any("s3cret" in reason for reason in reasons)
+
+
+# -- who may send, and when: the allow-list and the age of a message ----------------------------
+
+
+def _message(kind: str, **fields: Any) -> dict[str, Any]:
+    """The signed message of a kind, with these fields changed before signing."""
+    if kind == "Notification":
+        return sns_keys.sign(sns_keys.notification(**fields))
+    return sns_keys.sign(sns_keys.confirmation(kind, **fields))
+
+
+def _alerts_and_runs(client: TestClient, tokens: Tokens) -> tuple[list[Any], list[Any]]:
+    alerts = client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"]
+    runs = client.get("/v1/runs", headers=tokens.as_responder).json()["runs"]
+    return alerts, runs
+
+
+def _assert_refused(
+    client: TestClient, tokens: Tokens, visited: list[str], response: Any, *fragments: str
+) -> None:
+    """403 saying why; nothing stored, started or visited; one rejected delivery with why."""
+    assert response.status_code == 403, response.text
+    message = response.json()["message"]
+    for fragment in fragments:
+        assert fragment in message, message
+    assert _alerts_and_runs(client, tokens) == ([], [])
+    assert visited == []
+    [row] = _deliveries(client, tokens)
+    assert (row["outcome"], row["source"]) == ("rejected", "sns")
+    assert row["reason"].startswith("403: ")
+    for fragment in fragments:
+        assert fragment in row["reason"]
+
+
+def test_a_guardduty_event_signed_for_an_attackers_topic_is_refused_and_starts_no_run(
+    write_playbook: Callable[[str, str], Path], sns_client: TestClient, tokens: Tokens,
+    visited: list[str],
+) -> None:
+    write_playbook("guardduty-finding.yml", GUARDDUTY_PLAYBOOK)
+    event = json.dumps(load("guardduty_ec2_ssh_brute_force"))
+    # Issue 12's probe: a message SNS really signed, for a topic anyone can create, from 2015.
+    forged = _post(sns_client, _message("Notification", TopicArn=ATTACKER_TOPIC, Message=event,
+                                        Timestamp="2015-05-26T07:49:42.590Z"))
+    _assert_refused(sns_client, tokens, visited, forged,
+                    f"SNS Notification refused: topic '{ATTACKER_TOPIC}' is not allowed by "
+                    "RIPOSTE_SNS_TOPICS")
+
+    # The same event from our own topic, now, starts the playbook: the topic made the refusal.
+    ours = _post(sns_client, _message("Notification", Message=event))
+    assert ours.status_code == 202, ours.text
+    assert len(ours.json()["alerts"][0]["run_ids"]) == 1
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_message_type_from_a_topic_not_allowed_is_refused_403_and_recorded(
+    sns_client: TestClient, tokens: Tokens, visited: list[str], kind: str
+) -> None:
+    response = _post(sns_client, _message(kind, TopicArn=ATTACKER_TOPIC))
+    _assert_refused(sns_client, tokens, visited, response,
+                    f"topic '{ATTACKER_TOPIC}' is not allowed by RIPOSTE_SNS_TOPICS")
+
+
+def _stamp(moment: datetime) -> str:
+    return sns_keys.sns_timestamp(moment)
+
+
+REPLAYS = [
+    pytest.param(lambda now: "2015-05-26T07:49:42.590Z", "old, older than "
+                 "RIPOSTE_SNS_MAX_AGE_SECONDS (4500 s) allows", id="from-2015"),
+    pytest.param(lambda now: _stamp(now - timedelta(minutes=80)), "80 min old", id="80-min-old"),
+    pytest.param(lambda now: _stamp(now + timedelta(minutes=6)), "in the future", id="6-min-ahead"),
+    pytest.param(lambda now: _stamp(now + timedelta(days=400)), "in the future", id="next-year"),
+]
+
+
+@pytest.mark.parametrize(("timestamp", "fragment"), REPLAYS)
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_message_too_old_or_from_the_future_is_refused_as_a_replay(
+    sns_client: TestClient, tokens: Tokens, visited: list[str], kind: str,
+    timestamp: Callable[[datetime], str], fragment: str,
+) -> None:
+    stamp = timestamp(datetime.now(UTC))
+    response = _post(sns_client, _message(kind, Timestamp=stamp))
+    _assert_refused(sns_client, tokens, visited, response,
+                    f"SNS {kind} refused as a replay: its Timestamp {stamp} is ", fragment)
+
+
+def test_the_age_limit_is_a_setting_and_a_message_within_it_is_accepted(
+    sns_settings: Settings, tokens: Tokens, visited: list[str], make_client: MakeClient
+) -> None:
+    ten_minutes = sns_settings.model_copy(update={"sns_max_age_seconds": 600.0})
+    now = datetime.now(UTC)
+    with make_client(create_app(ten_minutes, confirm_subscription=visited.append)) as client:
+        stale = _post(client, _message("Notification",
+                                       Timestamp=_stamp(now - timedelta(minutes=11))))
+        late = _post(client, _message("Notification", MessageId="late-but-retried",
+                                      Timestamp=_stamp(now - timedelta(minutes=9))))
+        ahead = _post(client, _message("Notification", MessageId="clock-ahead",
+                                       Timestamp=_stamp(now + timedelta(minutes=4))))
+    assert (stale.status_code, late.status_code, ahead.status_code) == (403, 202, 202)
+    assert "RIPOSTE_SNS_MAX_AGE_SECONDS (600 s)" in stale.json()["message"]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_with_no_allow_list_every_message_is_refused_naming_the_setting(
+    sns_settings: Settings, tokens: Tokens, visited: list[str], make_client: MakeClient,
+    kind: str,
+) -> None:
+    unset = sns_settings.model_copy(update={"sns_topics": []})
+    with make_client(create_app(unset, confirm_subscription=visited.append)) as client:
+        response = _post(client, _message(kind))
+        _assert_refused(client, tokens, visited, response,
+                        "RIPOSTE_SNS_TOPICS is empty, so no topic is allowed; set it to the "
+                        "TopicArn globs of the topics that send to Riposte")

@@ -702,24 +702,42 @@ def test_plan_warns_of_a_bucket_the_sources_leave_out(alert_file: Path) -> None:
     assert result.stderr == f"warning: {BUCKET_LEFT_OUT}\n"
 
 
-@pytest.mark.parametrize(
-    ("command", "started"),
-    [("serve", "Application startup complete."), ("worker", "worker warned-worker started")],
-)
+STARTED = {"serve": "Application startup complete.", "worker": "worker warned-worker started"}
+SNS_TOPICS_EMPTY = "RIPOSTE_SNS_TOPICS is empty: POST /v1/webhooks/sns refuses every SNS message"
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
 def test_serve_and_worker_log_a_bucket_the_sources_leave_out_at_start_up(
-    sqlite_url: str, command: str, started: str
+    sqlite_url: str, command: str
 ) -> None:
+    warnings = _start_up_warnings(command, sqlite_url, RIPOSTE_CLOUDTRAIL_BUCKET="trail-logs",
+                                  RIPOSTE_SNS_TOPICS="arn:aws:sns:*:123456789012:riposte-*")
+    assert warnings == [("warning", BUCKET_LEFT_OUT)]
+
+
+@pytest.mark.parametrize("command", ["serve", "worker"])
+def test_serve_alone_warns_that_no_sns_topic_is_allowed(sqlite_url: str, command: str) -> None:
+    warnings = _start_up_warnings(command, sqlite_url)
+    if command == "serve":
+        [(level, message)] = warnings
+        assert level == "warning" and message.startswith(SNS_TOPICS_EMPTY)
+    else:  # a worker serves no webhook
+        assert warnings == []
+
+
+def _start_up_warnings(command: str, database_url: str, **env: str) -> list[tuple[str, str]]:
+    """Start ``riposte serve`` or ``worker``; return the settings warnings it logged."""
     arguments = {"serve": ["serve", "--workers", "0", "--port", str(free_port())],
                  "worker": ["worker", "--id", "warned-worker"]}[command]
     process = subprocess.Popen(
         [sys.executable, "-m", "riposte", *arguments],
-        cwd=ROOT, env=cli_env(sqlite_url, RIPOSTE_CLOUDTRAIL_BUCKET="trail-logs"),
+        cwd=ROOT, env=cli_env(database_url, **env),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
     lines: list[dict[str, Any]] = []
     try:
         assert process.stderr is not None
-        while not lines or lines[-1]["message"] != started:
+        while not lines or lines[-1]["message"] != STARTED[command]:
             line = process.stderr.readline()
             assert line, f"{command} ended before it started: {lines}"
             lines.append(json.loads(line))
@@ -729,5 +747,5 @@ def test_serve_and_worker_log_a_bucket_the_sources_leave_out_at_start_up(
         if process.poll() is None:
             process.kill()
             process.communicate()
-    warnings = [line for line in lines if line["logger"] == "riposte.settings"]
-    assert [(w["level"], w["message"]) for w in warnings] == [("warning", BUCKET_LEFT_OUT)]
+    return [(line["level"], line["message"]) for line in lines
+            if line["logger"] == "riposte.settings"]

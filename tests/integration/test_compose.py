@@ -39,7 +39,11 @@ def test_compose_file_runs_postgres_migrations_api_and_scalable_workers() -> Non
     assert {"postgres", "migrate", "api", "worker"} <= set(services)
     assert services["migrate"]["command"] == ["db", "upgrade"]
     assert "pg_isready" in str(services["postgres"]["healthcheck"]["test"])
-    assert "/healthz" in str(services["api"]["healthcheck"]["test"])
+    # Health that tells the truth: the API's readiness (database and in-process worker), and
+    # each worker's own probe on its metrics port (503 once it stops recording its heartbeat).
+    assert "/readyz" in str(services["api"]["healthcheck"]["test"])
+    worker_port = services["worker"]["environment"]["RIPOSTE_WORKER_METRICS_PORT"]
+    assert f"127.0.0.1:{worker_port}/healthz" in str(services["worker"]["healthcheck"]["test"])
     assert services["api"]["depends_on"]["migrate"] == {
         "condition": "service_completed_successfully"
     }

@@ -1,4 +1,9 @@
-"""Random JSON and mutated real samples make normalizers raise nothing but UnsupportedPayload."""
+"""Random JSON and mutated real samples make normalizers raise nothing but UnsupportedPayload.
+
+Hostile JSON text (lone surrogates, NULs, huge numbers, NaN/Infinity, deep nesting) is read as
+the webhooks read it (engine.delivery_json) and then normalized, or carried as an SNS Message:
+either it is refused, or every alert made of it is storable in both databases.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.alerts import NormalizedAlert
+from engine.delivery_json import MalformedJson, UnstorableText, parse_delivery_json
 from engine.normalize import (
     UnsupportedPayload,
     normalize_cloudtrail,
@@ -19,6 +25,7 @@ from engine.normalize import (
     normalize_securityhub_finding,
     normalize_sns_message,
 )
+from tests.hostile_json import hostile_texts
 from tests.samples import load, names
 
 # Keys the normalizers look for, so random objects reach past the first check.
@@ -159,7 +166,7 @@ NORMALIZERS: list[Callable[[Any], Any]] = [
 ]
 
 
-def _only_unsupported(payload: object) -> None:
+def _only_unsupported(payload: object, *, storable: bool = False) -> None:
     for normalize in NORMALIZERS:
         try:
             alerts = normalize(payload)
@@ -170,6 +177,24 @@ def _only_unsupported(payload: object) -> None:
         for alert in alerts:
             alert.model_dump_json()  # storable as JSON
             NormalizedAlert.model_validate(alert.model_dump())
+            if storable:
+                _assert_storable(alert)
+
+
+def _assert_storable(alert: NormalizedAlert) -> None:
+    """What both databases store: finite numbers, and UTF-8 text without NUL in every string."""
+    dumped = alert.model_dump(mode="json")
+    json.dumps(dumped, allow_nan=False)
+    stack: list[Any] = [dumped]
+    while stack:
+        value = stack.pop()
+        if isinstance(value, dict):
+            stack += [*value.keys(), *value.values()]
+        elif isinstance(value, list):
+            stack += value
+        elif isinstance(value, str):
+            assert "\x00" not in value
+            value.encode("utf-8")
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -232,3 +257,26 @@ def test_every_unmutated_sample_normalizes() -> None:
                 continue
             produced += result if isinstance(result, list) else [result]
         assert produced, name
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(hostile_texts)
+def test_hostile_json_is_refused_at_the_door_or_normalized_into_storable_alerts(
+    text: str,
+) -> None:
+    """Surrogates, NULs, huge numbers, NaN/Infinity and deep nesting inside a real sample."""
+    try:
+        payload = parse_delivery_json(text)
+    except (MalformedJson, UnstorableText):
+        pass
+    else:
+        _only_unsupported(payload, storable=True)
+    # The same text as the Message of an SNS notification: the normalizer reads it itself.
+    envelope = {"Type": "Notification", "MessageId": "m", "TopicArn": "arn:aws:sns:us-east-1:1:t",
+                "Subject": None, "Message": text}
+    try:
+        alerts = normalize_sns_message("Notification", envelope)
+    except UnsupportedPayload:
+        return
+    for alert in alerts:
+        _assert_storable(alert)

@@ -203,6 +203,31 @@ def test_a_bucket_read_by_the_s3_source_is_no_warning(env: pytest.MonkeyPatch) -
     assert read_settings().warnings() == []
 
 
+def test_serving_with_no_sns_topic_allowed_is_a_warning_naming_the_variable(
+    env: pytest.MonkeyPatch,
+) -> None:
+    [warning] = read_settings().warnings(serving=True)
+
+    assert warning.startswith(
+        "RIPOSTE_SNS_TOPICS is empty: POST /v1/webhooks/sns refuses every SNS message (403); "
+        "set it to the TopicArn globs of the topics that send to Riposte"
+    )
+    # Only `riposte serve` has the endpoint: `plan` and `worker` are not told.
+    assert read_settings().warnings() == []
+
+
+def test_serving_with_sns_topics_allowed_is_no_warning(env: pytest.MonkeyPatch) -> None:
+    env.setenv("RIPOSTE_SNS_TOPICS", "arn:aws:sns:*:123456789012:riposte-*")
+
+    assert read_settings().warnings(serving=True) == []
+
+
+def test_the_sns_age_limit_is_positive_seconds(env: pytest.MonkeyPatch) -> None:
+    assert read_settings().sns_max_age_seconds == 4500.0  # an hour of SNS retries, and some
+    assert problem(env, RIPOSTE_SNS_MAX_AGE_SECONDS="0").startswith(
+        "invalid settings: RIPOSTE_SNS_MAX_AGE_SECONDS: ")
+
+
 def test_a_bad_choice_says_what_was_given(env: pytest.MonkeyPatch) -> None:
     assert problem(env, RIPOSTE_DEFAULT_MODE="shadow") == (
         "invalid settings: RIPOSTE_DEFAULT_MODE: Input should be 'live' or 'dry_run', "
