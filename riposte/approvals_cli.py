@@ -9,12 +9,12 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any, Literal, NoReturn
 
 import typer
 
 from engine.modes import mode_label, rehearsal_mark
+from riposte.terminal import one_line, print_table, shown, when
 
 if TYPE_CHECKING:
     import httpx
@@ -74,7 +74,7 @@ class ApiClient:
         except httpx.InvalidURL as exc:
             _fail(f"RIPOSTE_API_URL is not a usable URL: {self._api_url} ({exc})")
         except httpx.TransportError as exc:
-            why = _one_line(str(exc)) or type(exc).__name__
+            why = one_line(str(exc)) or type(exc).__name__
             _fail(
                 f"cannot reach the Riposte API at {self._api_url} ({why}); is `riposte serve` "
                 "running there? RIPOSTE_API_URL names it"
@@ -129,38 +129,35 @@ def list_pending(token: TokenOption = None) -> None:
         return
     rows = [("ID", "RUN", "MODE", "STEP", "REQUIRED", "EXPIRES")] + [
         (r["id"], r["run_id"], mode_label(r["mode"]), r["step_id"], str(r["required"]),
-         _when(r["expires_at"]))
+         when(r["expires_at"]))
         for r in requests
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-                   .rstrip())
+    print_table(rows)
 
 
 @approvals_app.command("show")
 def show(request_id: RequestId, token: TokenOption = None) -> None:
     """Show a request: its plan, the plan hash, the decisions so far and who else may decide."""
     with api_client(token) as api:
-        request = api.get(f"/v1/approvals/{_quoted(request_id)}")
+        request = api.get(f"/v1/approvals/{quoted(request_id)}")
     typer.echo(f"{rehearsal_mark(request['mode'])}approval request {request['id']}: "
                f"{request['status']}")
     typer.echo(f"  run {request['run_id']} ({request['mode']}), step {request['step_id']}")
     pending = request["status"] == "pending"
     needed = f", {request['approvals_needed']} still needed" if pending else ""
     typer.echo(f"  {request['required']} approval(s) required{needed}")
-    typer.echo(f"  created {_when(request['created_at'])}, expires {_when(request['expires_at'])}")
+    typer.echo(f"  created {when(request['created_at'])}, expires {when(request['expires_at'])}")
     if request.get("decided_at"):
-        typer.echo(f"  settled {_when(request['decided_at'])}")
+        typer.echo(f"  settled {when(request['decided_at'])}")
     typer.echo(f"plan_hash: {request['plan_hash']}")
     typer.echo("plan:")
     for line in json.dumps(request["plan"], indent=2, ensure_ascii=False).splitlines():
-        typer.echo(f"  {_shown(line)}")
+        typer.echo(f"  {shown(line)}")
     typer.echo("decisions:" if request["decisions"] else "decisions: none yet")
     for decision in request["decisions"]:
-        typer.echo(f"  {_when(decision['created_at'])}  {decision['actor']} "
-                   f"{decision['decision']}: {_one_line(decision['reason'])}")
-    typer.echo(f"who else may decide: {_one_line(request['deciders']['summary'])}")
+        typer.echo(f"  {when(decision['created_at'])}  {decision['actor']} "
+                   f"{decision['decision']}: {one_line(decision['reason'])}")
+    typer.echo(f"who else may decide: {one_line(request['deciders']['summary'])}")
 
 
 @approvals_app.command("approve")
@@ -188,7 +185,7 @@ def _decide(
     token: str | None,
 ) -> None:
     with api_client(token) as api:
-        path = f"/v1/approvals/{_quoted(request_id)}"
+        path = f"/v1/approvals/{quoted(request_id)}"
         request = api.get(path)
         current = request["plan_hash"]
         if reviewed_hash is not None and reviewed_hash.strip().lower() != current:
@@ -208,7 +205,7 @@ def _decide(
     still = f" ({decided['approvals_needed']} more approval(s) needed)" if pending else ""
     typer.echo(f"{verb} approval request {decided['id']}: it is now {status}{still}")
     if pending:
-        typer.echo(f"who else may decide: {_one_line(decided['deciders']['summary'])}")
+        typer.echo(f"who else may decide: {one_line(decided['deciders']['summary'])}")
 
 
 def plan_summary(plan: dict[str, Any]) -> str:
@@ -216,7 +213,7 @@ def plan_summary(plan: dict[str, Any]) -> str:
 
     A plan covering later steps tells them in order after its own (``…; then step …``).
     """
-    return _one_line("; then ".join(_step_summary(part) for part in plan_parts(plan)))
+    return one_line("; then ".join(_step_summary(part) for part in plan_parts(plan)))
 
 
 def plan_parts(plan: dict[str, Any]) -> list[dict[str, Any]]:
@@ -261,8 +258,8 @@ def _api_message(response: httpx.Response) -> str:
     except ValueError:
         body = None
     if isinstance(body, dict) and isinstance(body.get("message"), str):
-        return _one_line(body["message"])
-    return _one_line(response.reason_phrase or response.text[:200])
+        return one_line(body["message"])
+    return one_line(response.reason_phrase or response.text[:200])
 
 
 def _fail(message: str) -> NoReturn:
@@ -271,24 +268,10 @@ def _fail(message: str) -> NoReturn:
     fail(message)
 
 
-def _one_line(text: str) -> str:
-    return _shown(" ".join(str(text).split()))
 
 
-def _shown(text: str) -> str:
-    # Plans carry alert data, which attackers write: no control or bidi characters reach the
-    # terminal as such.
-    return "".join(char if char.isprintable() else repr(char)[1:-1] for char in text)
 
-
-def _when(stamp: str) -> str:
-    try:
-        return f"{datetime.fromisoformat(stamp):%Y-%m-%d %H:%M:%S} UTC"
-    except (TypeError, ValueError):
-        return str(stamp)
-
-
-def _quoted(request_id: str) -> str:
+def quoted(request_id: str) -> str:
     from urllib.parse import quote
 
     return quote(request_id, safe="")

@@ -61,11 +61,14 @@ def user_errors() -> Iterator[None]:
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
     from engine.store.errors import Conflict, Forbidden, NotFound
+    from riposte.settings import SettingsInvalid
 
     try:
         yield
     except (UserError, Conflict, Forbidden, NotFound) as exc:
         fail(str(exc))
+    except SettingsInvalid as exc:  # a setting read late (a worker's signing key, say)
+        fail(f"invalid settings: {exc}")
     except (ArgumentError, NoSuchModuleError) as exc:
         fail(f"RIPOSTE_DATABASE_URL is not a usable database URL: {exc}")
     except DBAPIError as exc:

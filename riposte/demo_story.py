@@ -15,9 +15,10 @@ from typing import Any
 import httpx
 
 from engine.modes import rehearsal_mark
-from riposte.approvals_cli import _one_line, plan_parts, plan_summary
+from riposte.approvals_cli import plan_parts, plan_summary
 from riposte.demo_scenario import ATTACKER_IP, HOME_IP, TRAIL_BUCKET, USER, Account
 from riposte.runs_cli import describe_run
+from riposte.terminal import one_line
 
 Say = Callable[[str], None]
 CONTAINMENT_STEPS = ("disable-user", "revoke-role-sessions", "revoke-keys", "relaunch")
@@ -83,7 +84,7 @@ class Story:
     def alert(self, run: dict[str, Any]) -> None:
         alert = self.call("GET", f"/v1/alerts/{run['alert_id']}")
         self.heading("Alert")
-        self.say(_one_line(f"{alert['title']} at {alert['event_time']} from "
+        self.say(one_line(f"{alert['title']} at {alert['event_time']} from "
                            f"{alert.get('source_ip')}: {len(alert['resources'])} instances"))
         self.say(f"threshold reached: run {run['id']} of {run['playbook']} sees "
                  f"{len(run['alert_ids'])} TerminateInstances calls")
@@ -110,7 +111,7 @@ class Story:
             calls = [call for calls in part.get("calls") or [] for call in calls]
             for call in calls[:CALLS_SHOWN]:
                 params = json.dumps(call.get("params"), sort_keys=True)
-                self.say("    " + _one_line(f"{call['service']}:{call['operation']} "
+                self.say("    " + one_line(f"{call['service']}:{call['operation']} "
                                             f"{call.get('target', '')} {params}"))
             if len(calls) > CALLS_SHOWN:
                 self.say(f"    … and {len(calls) - CALLS_SHOWN} more (riposte approvals show "
@@ -130,13 +131,13 @@ class Story:
     def outcome(self, run: dict[str, Any], account: Account) -> None:
         self.heading("Outcome")
         self.say(f"{rehearsal_mark(run['mode'])}run {run['id']}: {run['status']}"
-                 + (f" ({_one_line(run['error'])})" if run.get("error") else ""))
+                 + (f" ({one_line(run['error'])})" if run.get("error") else ""))
         for approval in run["approvals"]:
             request = self.call("GET", f"/v1/approvals/{approval['id']}")
             for decision in request["decisions"]:
                 verb = {"approve": "approved", "reject": "rejected"}.get(
                     decision["decision"], decision["decision"])
-                self.say("  " + _one_line(f"{approval['step_id']} {verb} by "
+                self.say("  " + one_line(f"{approval['step_id']} {verb} by "
                                           f"{decision['actor']}: {decision['reason']}"))
         # The run has ended: its finished journal records tell what each step did.
         steps = {step["step_id"]: step for step in run["steps"] if step["status"] != "running"}
@@ -156,7 +157,7 @@ class Story:
             name = account.fleet.names.get(item["old"], "")
             self.say(f"    {item['old']} ({name}) -> {item['new']} {item['state']}, from {origin}")
         for item in relaunch.get("unrecoverable") or []:
-            self.say(_one_line(f"    {item['instance_id']}: not relaunched: {item['message']}"))
+            self.say(one_line(f"    {item['instance_id']}: not relaunched: {item['message']}"))
 
     def audit(self, run_id: str) -> bool:
         self.heading("Audit")
@@ -166,7 +167,7 @@ class Story:
             verbs[event["verb"]] = verbs.get(event["verb"], 0) + 1
         shown = ", ".join(f"{verb} ×{count}" if count > 1 else verb
                           for verb, count in verbs.items())
-        self.say(_one_line(f"{len(events)} audit events for run {run_id}: {shown}"))
+        self.say(one_line(f"{len(events)} audit events for run {run_id}: {shown}"))
         verified = self.call("GET", "/v1/audit/verify")
         if verified["ok"]:
             self.say(f"audit chain verified: {verified['checked']} rows, none altered")
@@ -180,14 +181,14 @@ def _step_said(step: dict[str, Any]) -> str:
     """One line on what a step did: its error, a relaunch's count, or the action's summary."""
     output = step["output"] if isinstance(step["output"], dict) else {}
     if step["error"]:
-        return _one_line(f"{step['error']['code']}: {step['error']['message']}")
+        return one_line(f"{step['error']['code']}: {step['error']['message']}")
     if "planned" in output:
         return f"dry run: {len(output['planned'])} call(s) planned, none made"
     if "relaunched" in output:
         launched = [i for i in output["relaunched"] if not i.get("already")]
         return (f"{len(launched)} replacement(s) launched, "
                 f"{len(output.get('unrecoverable') or [])} instance(s) without a backup")
-    return _one_line(str(output.get("summary") or output.get("message") or ""))
+    return one_line(str(output.get("summary") or output.get("message") or ""))
 
 
 def _country(ip: str) -> str:

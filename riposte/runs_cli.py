@@ -15,8 +15,9 @@ import typer
 
 from engine.modes import mode_label, rehearsal_mark
 
-# The API client and the terminal-safe text of `riposte approvals`: one way to reach the API.
-from riposte.approvals_cli import TokenOption, _one_line, _quoted, _shown, _when, api_client
+# The API client of `riposte approvals`: one way to reach the API.
+from riposte.approvals_cli import TokenOption, api_client, quoted
+from riposte.terminal import one_line, print_table, shown, when
 
 runs_app = typer.Typer(
     help="Runs and their investigation, through the HTTP API at RIPOSTE_API_URL with "
@@ -35,7 +36,7 @@ LISTED_ITEMS = 3
 def show(run_id: RunId, as_json: AsJson = False, token: TokenOption = None) -> None:
     """Show a run: its verdict, findings, open questions, narrative, recommendation and steps."""
     with api_client(token) as api:
-        run = api.get(f"/v1/runs/{_quoted(run_id)}")
+        run = api.get(f"/v1/runs/{quoted(run_id)}")
     if as_json:
         typer.echo(json.dumps(run, indent=2, ensure_ascii=True))
         return
@@ -50,30 +51,27 @@ def list_runs(
     token: TokenOption = None,
 ) -> None:
     """List runs, newest first: id, outcome (partial: succeeded, work left undone), playbook."""
-    query = f"limit={limit}" + (f"&status={_quoted(status)}" if status else "")
+    query = f"limit={limit}" + (f"&status={quoted(status)}" if status else "")
     with api_client(token) as api:
         runs = api.get(f"/v1/runs?{query}")["runs"]
     if not runs:
-        typer.echo("no run" + (f" is {_one_line(status)}" if status else ""))
+        typer.echo("no run" + (f" is {one_line(status)}" if status else ""))
         return
     rows = [("ID", "OUTCOME", "PLAYBOOK", "MODE", "CREATED", "LEFT UNDONE")] + [
-        (run["id"], _one_line(run.get("outcome") or run["status"]), _one_line(run["playbook"]),
-         _one_line(mode_label(run["mode"])), _when(run["created_at"]),
+        (run["id"], one_line(run.get("outcome") or run["status"]), one_line(run["playbook"]),
+         one_line(mode_label(run["mode"])), when(run["created_at"]),
          str(len(run.get("left_undone") or [])))
         for run in runs
     ]
-    widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
-    for row in rows:
-        typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
-                   .rstrip())
+    print_table(rows)
 
 
 @runs_app.command("rehearse")
 def rehearse(run_id: RunId, token: TokenOption = None) -> None:
     """Rehearse a run: a dry-run copy on every alert it sees; nothing will change in AWS."""
     with api_client(token) as api:
-        rehearsal = api.post(f"/v1/runs/{_quoted(run_id)}/rehearse", {})
-    typer.echo(_one_line(
+        rehearsal = api.post(f"/v1/runs/{quoted(run_id)}/rehearse", {})
+    typer.echo(one_line(
         f"{rehearsal_mark(rehearsal['mode'])}run {rehearsal['id']} rehearses run {run_id} on "
         f"{len(rehearsal['alert_ids'])} alert(s) with playbook {rehearsal['playbook']}: "
         f"{rehearsal['status']}"
@@ -85,17 +83,17 @@ def describe_run(run: dict[str, Any]) -> list[str]:
     """The lines ``riposte runs show`` prints for a run as ``GET /v1/runs/{id}`` answers it."""
     shown_as = run.get("outcome") or run["status"]  # partial: succeeded, work left undone
     lines = [
-        _one_line(f"{rehearsal_mark(run['mode'])}run {run['id']}: {shown_as} "
+        one_line(f"{rehearsal_mark(run['mode'])}run {run['id']}: {shown_as} "
                   f"(playbook {run['playbook']}, {run['mode']})"),
-        "  " + _one_line(f"alert {run['alert_id']}, started by {run['started_by']}"
+        "  " + one_line(f"alert {run['alert_id']}, started by {run['started_by']}"
                          + (f", rehearsing run {run['rehearses']}" if run.get("rehearses")
                             else "")),
-        "  " + _one_line(f"created {_when(run['created_at'])}"
-                         + (f", finished {_when(run['finished_at'])}"
+        "  " + one_line(f"created {when(run['created_at'])}"
+                         + (f", finished {when(run['finished_at'])}"
                             if run.get("finished_at") else "")),
     ]
     if run.get("error"):
-        lines.append(f"  error: {_one_line(run['error'])}")
+        lines.append(f"  error: {one_line(run['error'])}")
     left_undone = run.get("left_undone") or []
     if left_undone:
         lines.append(f"left undone ({len(left_undone)}):")
@@ -124,7 +122,7 @@ def describe_run(run: dict[str, Any]) -> list[str]:
     lines.append("steps:" if steps else "steps: none yet")
     for step in steps:
         undone = _left_undone(step.get("output"))
-        lines.append("  " + _one_line(f"{step['step_id']}: {step['action']} {step['status']}"
+        lines.append("  " + one_line(f"{step['step_id']}: {step['action']} {step['status']}"
                                       + (f", left {undone} undone" if undone else "")
                                       + f" (attempts {step['attempts']})"))
     return lines
@@ -142,10 +140,10 @@ def _verdict(verdict: Any) -> list[str]:
     flag = verdict.get("unusual")
     unusual = "unusual" if flag is True else "not unusual" if flag is False else "undetermined"
     who = " ".join(str(v) for v in (verdict.get("principal_kind"), verdict.get("principal")) if v)
-    lines = [_one_line(f"verdict: {unusual}, severity {verdict.get('severity', '?')}"
+    lines = [one_line(f"verdict: {unusual}, severity {verdict.get('severity', '?')}"
                        + (f", principal {who}" if who else ""))]
     if verdict.get("reasons"):
-        lines.append("  " + _one_line(f"reasons: {', '.join(map(str, verdict['reasons']))}"))
+        lines.append("  " + one_line(f"reasons: {', '.join(map(str, verdict['reasons']))}"))
     if verdict.get("baseline") == "missing":
         lines.append("  no baseline: the principal's usual activity could not be compared")
     return lines
@@ -171,7 +169,7 @@ def evidence_summary(evidence: Any) -> str:
         if value is None or value == [] or value == {}:
             continue
         parts.append(f"{key}={_brief(value)}")
-    text = _one_line(", ".join(parts))
+    text = one_line(", ".join(parts))
     return text if len(text) <= EVIDENCE_CHARS else text[: EVIDENCE_CHARS - 1] + "…"
 
 
@@ -192,7 +190,7 @@ def _brief(value: Any) -> str:
 
 def _wrapped(text: str, first: str, rest: str | None = None) -> list[str]:
     return textwrap.wrap(
-        _shown(" ".join(str(text).split())),
+        shown(" ".join(str(text).split())),
         width=WIDTH,
         initial_indent=first,
         subsequent_indent=rest if rest is not None else first,

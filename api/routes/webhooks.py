@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from api import refusals
 from api.deps import (
     BodyDigest,
     Caller,
@@ -117,7 +118,7 @@ async def post_sns(
     request: Request, incoming: IncomingDep, caller: SnsCaller, response: Response
 ) -> WebhookOut | JSONResponse:
     """Verify an SNS message, then store its alerts or handle the subscription it is about."""
-    return await in_ingest_thread(incoming.runtime, _receive_sns, incoming,
+    return await in_ingest_thread(incoming.runtime, _receive_sns, request, incoming,
                                   request.headers.get(SNS_TYPE_HEADER), caller, response)
 
 
@@ -145,7 +146,8 @@ def _ingest(
 
 
 def _receive_sns(
-    incoming: Incoming, header_type: str | None, caller: Caller, response: Response
+    request: Request, incoming: Incoming, header_type: str | None, caller: Caller,
+    response: Response,
 ) -> WebhookOut | JSONResponse:
     runtime, digest, settings = incoming.runtime, incoming.digest, incoming.runtime.settings
     message = _sns_message(incoming.body, header_type)
@@ -163,8 +165,11 @@ def _receive_sns(
     except SnsMessageRefused as exc:
         log.warning("SNS %s %s refused: %s", message.type, message.message_id, exc)
         if isinstance(exc, SnsTopicRefused) and message.type == "SubscriptionConfirmation":
-            _record_subscription(runtime, message, digest, outcome="rejected",
-                                 verb="sns.subscription_refused", reason=f"403: {exc}")
+            # A stranger's topic, signed by AWS and replayable: recorded at the bounded rate of
+            # every refusal of a sender that proved nothing (api.refusals).
+            if refusals.recorded(request, "sns_topic_not_allowed"):
+                _record_subscription(runtime, message, digest, outcome="rejected",
+                                     verb="sns.subscription_refused", reason=f"403: {exc}")
             return error_response(403, f"subscription not confirmed: {exc}")
         replay = " as a replay" if isinstance(exc, SnsReplayRefused) else ""
         raise ApiError(403, f"SNS {message.type} refused{replay}: {exc}") from None

@@ -27,7 +27,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor
-from engine.playbooks import LoadedPlaybook, parse_playbook
+from engine.playbooks import LoadedPlaybook, PlaybookInvalid, parse_playbook
 from engine.spec import Settle
 from engine.store import runs
 from engine.store.models import Run, RunAlert
@@ -61,13 +61,16 @@ def admit(
     now = settle_clock.now()
     if run.acted_at is not None or not conductor.takes_alerts(run.state):
         return _follow_up(session, run, alert_id, playbook, details, settle, now)
+    try:
+        pinned = playbook if run.playbook_hash == playbook.hash else parse_playbook(
+            run.playbook_text, f"{run.playbook} (pinned in run {run.id})", pinned=True
+        )
+    except PlaybookInvalid:  # it can no longer start over: the playbook as it is now judges
+        return _follow_up(session, run, alert_id, playbook, details, settle, now)
     runs.join_run(session=session, run=run, alert_id=alert_id, actor="system", details=details)
     if run.status == conductor.QUEUED:
         run.not_before = settled_at(settle, queued=run.created_at, now=now)
         return run
-    pinned = playbook if run.playbook_hash == playbook.hash else parse_playbook(
-        run.playbook_text, f"{run.playbook} (pinned in run {run.id})", pinned=True
-    )
     runs.start_over(
         session=session, run=run, new_state=conductor.rejudged(pinned.spec, run.state),
         not_before=settled_at(settle, queued=run.created_at, now=now), actor="system",

@@ -396,11 +396,6 @@ def _journal(
     return record_id
 
 
-def finish_run(*, session: Session, run: Run, worker: str) -> None:
-    """Close a run whose state is already final (audit row, lease released)."""
-    _finish(session, run, worker, utcnow())
-
-
 def release(*, session: Session, run: Run) -> None:
     """Give up the lease on a run that is parked (waiting for approval)."""
     run.lease_owner = None

@@ -165,6 +165,22 @@ def test_a_subscription_to_another_topic_is_refused_without_a_visit(
     assert "sns.subscription_refused" in _audit_verbs(sns_client, tokens)
 
 
+def test_a_replayed_subscription_to_another_topic_is_recorded_at_a_bounded_rate(
+    sns_client: TestClient, tokens: Tokens, visited: list[str], sns_settings: Settings
+) -> None:
+    """A stranger's SubscriptionConfirmation is signed by AWS and can be posted again and
+    again: each is refused, but only the first few from one address are written down (the
+    bound every refusal of an unproven sender has, RIPOSTE_ANONYMOUS_REFUSALS_PER_ADDRESS)."""
+    message = sns_keys.sign(sns_keys.confirmation(TopicArn=OTHER_TOPIC))
+    for _ in range(40):
+        assert _post(sns_client, message).status_code == 403
+    assert visited == []
+    refused = [v for v in _audit_verbs(sns_client, tokens) if v == "sns.subscription_refused"]
+    limit = sns_settings.anonymous_refusals_per_address
+    assert 1 <= len(refused) <= limit < 40
+    assert len(_deliveries(sns_client, tokens)) <= limit
+
+
 def test_a_subscribe_url_off_the_sns_host_is_never_visited(
     sns_client: TestClient, tokens: Tokens, visited: list[str]
 ) -> None:
