@@ -320,8 +320,9 @@ class Worker:
                  f"{exc} (the worker's log has the traceback)")
         try:
             with self.sessions.begin() as session:
-                runs.fail_held(session=session, run_id=run_id, worker=self.worker_id,
-                               error=error)
+                if not runs.fail_held(session=session, run_id=run_id, worker=self.worker_id,
+                                      error=error):  # it ended meanwhile (cancelled)
+                    runs.let_go(session=session, run_id=run_id, worker=self.worker_id)
         except Exception as second:
             self.failed("drive", second, run_id=run_id)
             self._hand_over_pending = True

@@ -414,8 +414,12 @@ def give_up_leases(
     step journaled as running as interrupted (``claim_next_run``).
     """
     query = select(Run).where(Run.lease_owner == worker, Run.status == conductor.RUNNING)
+    ended = update(Run).where(Run.lease_owner == worker, Run.status.in_(conductor.TERMINAL))
     if run_id is not None:
         query = query.where(Run.id == run_id)
+        ended = ended.where(Run.id == run_id)
+    # Runs cancelled while this worker held them (and could not say so) are let go too.
+    session.execute(ended.values(lease_owner=None, lease_expires_at=None))
     held = session.execute(query.with_for_update()).scalars().all()
     now = utcnow()
     for run in held:
