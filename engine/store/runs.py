@@ -11,13 +11,12 @@ from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor, wakeup
+from engine.modes import MODES
 from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
 from engine.store.errors import NotFound
 from engine.store.models import Alert, ApprovalRequest, Run, RunAlert, StepRecord
 from engine.store.types import JSONType, UTCDateTime, new_id, settle_clock, utcnow
-
-MODES = ("live", "dry_run")
 
 # The per-step statements, built once: Core on the tables, so each step pays for neither the
 # ORM's bookkeeping nor statement construction (the engine's statement cache does the rest).
@@ -203,15 +202,13 @@ class Claim:
     reclaimed: bool
 
 
-def claim_next_run(
-    *, session: Session, worker: str, lease_seconds: float, at: datetime | None = None
-) -> Claim | None:
+def claim_next_run(*, session: Session, worker: str, lease_seconds: float) -> Claim | None:
     """Claim the oldest runnable run (queued, or running under an expired lease), or None.
 
-    A queued run is runnable from its ``not_before`` on, by the settle clock (or ``now``).
+    A queued run is runnable from its ``not_before`` on, by the settle clock.
     """
     now = utcnow()
-    settled = settle_clock.now() if at is None else at
+    settled = settle_clock.now()
     runnable = or_(
         and_(
             Run.status == conductor.QUEUED,
