@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -100,13 +101,25 @@ def test_the_demo_tells_the_attack_investigation_approval_containment_and_audit(
     assert not (tmp_path / "demo").exists(), "with RIPOSTE_DATABASE_URL the demo uses that database"
 
 
+def playbooks_settling_in(tmp_path: Path, quiet: str) -> Path:
+    """The shipped playbooks, the burst's settle shortened to ``quiet`` (the rest unchanged)."""
+    books = shutil.copytree(ROOT / "playbooks", tmp_path / "playbooks")
+    burst = books / "mass-instance-termination.yml"
+    shipped = "settle: {quiet: 1m, at_most: 5m}"
+    assert shipped in burst.read_text()
+    burst.write_text(burst.read_text().replace(shipped, f"settle: {{quiet: {quiet}, at_most: 1m}}"))
+    return books
+
+
 def test_the_demo_serves_until_ctrl_c_on_a_fresh_database_of_its_own(tmp_path: Path) -> None:
+    """The routine variant, its burst settling in 3 s: the shipped minute is waited for above."""
     leftover = tmp_path / "demo" / "riposte-demo.db"
     leftover.parent.mkdir()
     leftover.write_text("not a database: a previous demo's file is replaced")
     demo = subprocess.Popen(
         [sys.executable, "-m", "riposte", "demo", "--routine", "--port", "0"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path, env=demo_env(),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=tmp_path,
+        env=demo_env(RIPOSTE_PLAYBOOK_DIR=str(playbooks_settling_in(tmp_path, "3s"))),
     )
     assert demo.stdout is not None
     lines: list[str] = []
