@@ -1,4 +1,4 @@
-"""What every action is: an input model, permissions, ``plan`` and ``run``."""
+"""What every action is: an input model, the IAM grants it needs, ``plan`` and ``run``."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
     from actions.aws.clients import AwsClients
+    from actions.policy import Grant
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -139,9 +140,20 @@ class Action(Generic[P]):
 
     name: ClassVar[str]
     Input: type[P]
+    # The IAM statements the action needs: actions on scoped resources (actions/policy.py).
+    grants: ClassVar[tuple[Grant, ...]] = ()
+    # The IAM actions alone, derived from ``grants`` (an action may still declare only these:
+    # the policy then grants them on "*").
     permissions: ClassVar[tuple[str, ...]] = ()
     mutating: ClassVar[bool] = False
     reversible: ClassVar[bool] = False
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "grants" in cls.__dict__:
+            if "permissions" in cls.__dict__:
+                raise TypeError(f"{cls.__name__}: declare grants, not permissions as well")
+            cls.permissions = tuple(dict.fromkeys(a for g in cls.grants for a in g.actions))
 
     def plan(self, ctx: ActionContext, params: P) -> list[PlannedCall]:
         """Return the calls ``run`` would make, doing only read-only lookups."""

@@ -71,6 +71,10 @@ class VerifiedTokens:
             return None
         return entry[0]
 
+    def forget(self, digest: str) -> None:
+        """Stop trusting the token of hash ``digest`` (revoked through this process)."""
+        self._callers.pop(digest, None)
+
     def keep(self, digest: str, caller: Caller, *, seconds: float,
              expires_at: datetime | None) -> None:
         """Trust ``caller`` for ``seconds`` from now (not past ``expires_at``)."""

@@ -18,6 +18,7 @@ import typer
 from pydantic import ValidationError
 
 from riposte.approvals_cli import approvals_app
+from riposte.aws_cli import aws_app
 from riposte.runs_cli import runs_app
 from riposte.settings import Settings
 
@@ -43,6 +44,7 @@ app.add_typer(token_app, name="token")
 app.add_typer(audit_app, name="audit")
 app.add_typer(approvals_app, name="approvals")
 app.add_typer(runs_app, name="runs")
+app.add_typer(aws_app, name="aws")
 
 
 class UserError(Exception):
@@ -90,7 +92,8 @@ def load_settings() -> Settings:
 
 
 def log_setting_warnings(settings: Settings, *, serving: bool = False) -> None:
-    """Log, once at start-up, each setting that is valid but has no effect."""
+    """Log, once at start-up, each setting that is valid but has no effect, and each RIPOSTE_*
+    variable that names no setting."""
     for warning in settings.warnings(serving=serving):
         logging.getLogger("riposte.settings").warning(warning)
 
@@ -217,9 +220,32 @@ def policy(
         list[Path] | None,
         typer.Argument(help="Playbook files or directories [default: RIPOSTE_PLAYBOOK_DIR]."),
     ] = None,
+    account: Annotated[
+        str,
+        typer.Option(help="Account id written into the ARNs; '*': any account Riposte acts in."),
+    ] = "*",
+    partition: Annotated[
+        str, typer.Option(help="AWS partition written into the ARNs (aws, aws-cn, aws-us-gov).")
+    ] = "aws",
+    pass_role: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--pass-role",
+            help="A role (name, with its path) whose instance profile relaunched or un-isolated "
+            "instances may get back; repeatable [default: any role of the account, to EC2 only].",
+        ),
+    ] = None,
+    explain: Annotated[
+        bool,
+        typer.Option(
+            "--explain",
+            help="Print each statement with its scope, the actions needing it and why, "
+            "instead of the JSON.",
+        ),
+    ] = False,
 ) -> None:
     """Print the least-privilege IAM policy for the actions these playbooks use."""
-    from actions.policy import least_privilege_policy
+    from actions.policy import explanation, policy_document, policy_statements
     from engine.playbooks import load_all, playbook_files
 
     settings = load_settings()
@@ -230,8 +256,14 @@ def policy(
     if problems:
         fail("; ".join(str(problem) for problem in problems) + " (see `riposte validate`)")
     used = {step.action for book in loaded.values() for step in book.spec.steps}
-    document = least_privilege_policy(used, responder_role=settings.responder_role)
-    typer.echo(json.dumps(document, indent=2))
+    statements = policy_statements(
+        used, responder_role=settings.responder_role, partition=partition, account=account,
+        passed_roles=pass_role or (), trail_bucket=settings.cloudtrail_bucket,
+    )
+    if explain:
+        typer.echo(explanation(statements))
+    else:
+        typer.echo(json.dumps(policy_document(statements), indent=2))
 
 
 @app.command()
@@ -581,6 +613,9 @@ def demo(
     from riposte.demo import DemoFailed, run_demo
 
     settings = load_settings()
+    # Only these: the demo sets the settings its story needs, whatever the others say.
+    for warning in settings.unknown_variables():
+        typer.echo(f"warning: {warning}", err=True)
     with user_errors():
         try:
             status = run_demo(settings=settings, port=port, keep_serving=keep_serving,

@@ -4,13 +4,22 @@ A list setting takes comma-separated values (``RIPOSTE_CLOUDTRAIL_SOURCES=s3,ing
 JSON list; an object setting (``RIPOSTE_ACCOUNTS``) a JSON object. A value Riposte cannot use
 stops it at start-up with :class:`SettingsInvalid`, whose message names each variable and what
 is wrong with it; a value that is valid but has no effect is one of :meth:`Settings.warnings`,
-logged when ``riposte serve`` and ``riposte worker`` start.
+logged when ``riposte serve`` and ``riposte worker`` start, and so is a ``RIPOSTE_*`` variable
+that names no setting (a typo would otherwise be ignored without a word).
+
+A setting may also come from a file, as Docker and Kubernetes hand out secrets: with
+``RIPOSTE_SECRETS_DIR`` set, a file there named like the setting's variable, in any case
+(``riposte_database_password``), gives its value (surrounding blanks and newlines dropped; an
+empty file leaves the setting unset). This is pydantic-settings' ``secrets_dir`` convention,
+read here so that a setting given both as a variable and as a file stops Riposte instead of
+one of them winning silently, and a misnamed file is reported like a misnamed variable.
 """
 
 from __future__ import annotations
 
 import difflib
 import json
+import os
 from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
@@ -20,6 +29,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PrivateAttr,
     SecretStr,
     ValidationError,
     ValidationInfo,
@@ -32,6 +42,15 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "RIPOSTE_"
 # Where the CloudTrail actions can read events (actions/aws/cloudtrail_sources.py reads them).
 CLOUDTRAIL_SOURCES = ("lookup_events", "s3", "ingested")
+# RIPOSTE_* variables that are not settings but are read by something else: never reported as
+# unknown. Each says who reads it.
+OTHER_VARIABLES = {
+    "RIPOSTE_TOKEN": "the token `riposte approvals` and `riposte runs` send to the API",
+    "RIPOSTE_VERSION": "the tag of the riposte image docker-compose.yml runs",
+    "RIPOSTE_PUBLIC_HOST": "the host name deploy/Caddyfile serves and gets a certificate for",
+    "RIPOSTE_TEST_POSTGRES_URL": "the test suite's PostgreSQL server",
+    "RIPOSTE_REQUIRE_POSTGRES": "the test suite: fail when no PostgreSQL test ran",
+}
 
 
 class SettingsInvalid(ValueError):
@@ -129,6 +148,17 @@ class Settings(BaseSettings):
     database_url: str = Field(
         default="sqlite:///riposte.db",
         description="SQLAlchemy URL: sqlite:///path.db (embedded) or postgresql+psycopg://…",
+    )
+    database_password: SecretStr | None = Field(
+        default=None,
+        description="Password of RIPOSTE_DATABASE_URL's user, kept out of the URL (in a secret "
+        "file, say); the URL must then carry none.",
+    )
+    secrets_dir: Path | None = Field(
+        default=None,
+        description="Directory of secret files, each named like a setting's variable "
+        "(riposte_database_password) and giving its value; an empty file leaves it unset. "
+        "Unset: settings come from the environment only.",
     )
     playbook_dir: Path = Field(
         default=Path("playbooks"), description="Directory of the YAML playbooks to load."
@@ -415,6 +445,30 @@ class Settings(BaseSettings):
         return self
 
     @model_validator(mode="after")
+    def _password_into_the_url(self) -> Settings:
+        # The password comes apart from the URL (a secret file) and is put into it here, once,
+        # so that everything that connects reads one URL.
+        if self.database_password is None:
+            return self
+        from sqlalchemy.engine import make_url
+        from sqlalchemy.exc import ArgumentError
+
+        url_variable, password_variable = variable("database_url"), variable("database_password")
+        try:
+            url = make_url(self.database_url)
+        except ArgumentError as exc:
+            raise ValueError(f"{url_variable} is not a database URL: {exc}") from None
+        if url.get_backend_name() == "sqlite":
+            raise ValueError(f"{password_variable} is set but {url_variable} names a SQLite "
+                             "file, which takes no password: unset it")
+        password = self.database_password.get_secret_value()
+        if url.password is not None and url.password != password:  # the same: merged before
+            raise ValueError(f"{url_variable} carries a password and {password_variable} gives "
+                             "another: leave the password out of the URL")
+        self.database_url = url.set(password=password).render_as_string(hide_password=False)
+        return self
+
+    @model_validator(mode="after")
     def _silence_outlasts_a_heartbeat(self) -> Settings:
         # Otherwise every worker would be counted silent between two of its heartbeats.
         if self.worker_silent_after <= self.worker_heartbeat_seconds:
@@ -425,12 +479,21 @@ class Settings(BaseSettings):
             )
         return self
 
+    # What read_settings found that names no setting (RIPOSTE_* variables, secret files).
+    _unknown: list[str] = PrivateAttr(default_factory=list)
+
+    def unknown_variables(self) -> list[str]:
+        """Say which ``RIPOSTE_*`` variables and secret files read name no setting, and so are
+        ignored, each with the setting most likely meant."""
+        return list(self._unknown)
+
     def warnings(self, *, serving: bool = False) -> list[str]:
-        """Say which settings are valid but have no effect, naming their variables.
+        """Say which settings are valid but have no effect, naming their variables, and which
+        variables name no setting (:meth:`unknown_variables`).
 
         ``serving``: also those that matter only to `riposte serve` (its HTTP endpoints).
         """
-        found: list[str] = []
+        found = self.unknown_variables()
         if serving and not self.sns_topics:
             found.append(
                 f"{variable('sns_topics')} is empty: POST /v1/webhooks/sns refuses every SNS "
@@ -455,12 +518,17 @@ class Settings(BaseSettings):
         return found
 
 
-def settings_problems(error: ValidationError) -> list[str]:
-    """Each error of a settings validation as a user reads it: the variable, where, and why."""
-    return [_problem(detail) for detail in error.errors()]
+def settings_problems(
+    error: ValidationError, files: Mapping[str, Path] | None = None
+) -> list[str]:
+    """Each error of a settings validation as a user reads it: the variable, where, and why.
+
+    ``files``: the secret file each setting given by one came from, named with its problem.
+    """
+    return [_problem(detail, files or {}) for detail in error.errors()]
 
 
-def _problem(detail: ErrorDetails) -> str:
+def _problem(detail: ErrorDetails, files: Mapping[str, Path]) -> str:
     context = detail.get("ctx") or {}
     why = str(context["error"]) if detail["type"] == "value_error" else detail["msg"]
     if detail["type"] == "literal_error":
@@ -470,15 +538,85 @@ def _problem(detail: ErrorDetails) -> str:
     setting, *inside = detail["loc"]
     where = "".join(f" item {part + 1}" if isinstance(part, int) else f"[{part!r}]"
                     for part in inside)
-    return f"{variable(str(setting))}{where}: {why}"
+    origin = f" (from the secret file {files[str(setting)]})" if str(setting) in files else ""
+    return f"{variable(str(setting))}{where}{origin}: {why}"
 
 
 def read_settings() -> Settings:
-    """Read the settings from the environment; raise :class:`SettingsInvalid` if unusable."""
+    """Read the settings from the environment and the files in ``RIPOSTE_SECRETS_DIR``.
+
+    Raise :class:`SettingsInvalid` if they are unusable, or if a setting is given both as a
+    variable and as a file: which of the two should win is not for Riposte to guess (a stale
+    variable would hide a rotated secret, or a forgotten file an override).
+    """
+    given = {name.upper() for name in os.environ if name.upper().startswith(ENV_PREFIX)}
+    directory = next((value for name, value in os.environ.items()
+                      if name.upper() == variable("secrets_dir") and value), None)
+    values: dict[str, str] = {}
+    files: dict[str, Path] = {}
+    unknown_files: list[Path] = []
+    if directory is not None:
+        problems = _read_secret_files(Path(directory), given, values, files, unknown_files)
+        if problems:
+            raise SettingsInvalid(problems)
     try:
-        return Settings()
+        settings = Settings(**values)  # type: ignore[arg-type]  # text, validated as the env's
     except ValidationError as exc:
-        raise SettingsInvalid(settings_problems(exc)) from exc
+        raise SettingsInvalid(settings_problems(exc, files)) from exc
+    settings._unknown = unknown_variables(given, unknown_files)
+    return settings
+
+
+def _read_secret_files(
+    directory: Path, given: set[str], values: dict[str, str], files: dict[str, Path],
+    unknown_files: list[Path],
+) -> list[str]:
+    """Read the settings the files in ``directory`` give into ``values`` (by setting, with
+    ``files`` saying where each came from); return the problems that stop Riposte."""
+    if not directory.is_dir():
+        why = "is not a directory" if directory.exists() else "does not exist"
+        return [f"{variable('secrets_dir')}: {directory} {why}"]
+    problems: list[str] = []
+    for path in sorted(directory.iterdir()):
+        name = path.name.upper()
+        if not name.startswith(ENV_PREFIX) or not path.is_file():
+            continue  # the other secrets of the container (a database's password, a key file)
+        setting = name.removeprefix(ENV_PREFIX).lower()
+        if setting not in Settings.model_fields or setting == "secrets_dir":
+            unknown_files.append(path)
+            continue
+        try:
+            value = path.read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = (exc.strerror or str(exc)) if isinstance(exc, OSError) else "not UTF-8 text"
+            problems.append(f"{name}: cannot read the secret file {path}: {why}")
+            continue
+        if not value:
+            continue  # an empty file is a secret not configured: the setting stays unset
+        if name in given:
+            problems.append(f"{name} is given twice, as a variable and as the secret file "
+                            f"{path}: remove one of them")
+            continue
+        values[setting], files[setting] = value, path
+    return problems
+
+
+def unknown_variables(given: Iterable[str], unknown_files: Iterable[Path] = ()) -> list[str]:
+    """Say which ``RIPOSTE_*`` variables (and secret files) name no setting, and so are ignored,
+    with the setting most likely meant."""
+    known = [name.upper() for name in Settings.model_fields]
+    found = []
+    for name in sorted(given):
+        if name in OTHER_VARIABLES or name.removeprefix(ENV_PREFIX) in known:
+            continue
+        meant = likely_meant(name.removeprefix(ENV_PREFIX), known)
+        hint = f" (did you mean {ENV_PREFIX}{meant}?)" if meant else ""
+        found.append(f"{name} is set but names no setting: it is ignored{hint}")
+    for path in unknown_files:
+        meant = likely_meant(path.name.upper().removeprefix(ENV_PREFIX), known)
+        hint = f" (did you mean {ENV_PREFIX.lower()}{meant.lower()}?)" if meant else ""
+        found.append(f"the secret file {path} names no setting: it is ignored{hint}")
+    return found
 
 
 @lru_cache(maxsize=1)

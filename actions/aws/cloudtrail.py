@@ -23,6 +23,7 @@ from actions.aws.cloudtrail_sources import (
 )
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext, ActionError
+from actions.policy import NO_RESOURCE_LEVEL, TRAIL_BUCKET_LISTING, TRAIL_LOG_FILES
 from actions.registry import register
 
 # IAM and console sign-in events are global: CloudTrail records them in the partition's first
@@ -133,7 +134,11 @@ class PrincipalHistory(Action[PrincipalHistoryInput]):
 
     name = "aws.cloudtrail.principal_history"
     Input = PrincipalHistoryInput
-    permissions = ("cloudtrail:LookupEvents", "s3:ListBucket", "s3:GetObject")
+    grants = (
+        NO_RESOURCE_LEVEL.allow("cloudtrail:LookupEvents"),
+        TRAIL_BUCKET_LISTING.allow("s3:ListBucket"),
+        TRAIL_LOG_FILES.allow("s3:GetObject"),
+    )
 
     def run(self, ctx: ActionContext, params: PrincipalHistoryInput) -> dict[str, Any]:
         sources = chosen_sources(ctx, params.sources)

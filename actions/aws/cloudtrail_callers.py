@@ -23,6 +23,7 @@ from actions.aws.cloudtrail_sources import (
 )
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext
+from actions.policy import NO_RESOURCE_LEVEL, TRAIL_BUCKET_LISTING, TRAIL_LOG_FILES
 from actions.registry import register
 
 EventName = Annotated[
@@ -113,7 +114,11 @@ class FindCallers(Action[FindCallersInput]):
 
     name = "aws.cloudtrail.find_callers"
     Input = FindCallersInput
-    permissions = ("cloudtrail:LookupEvents", "s3:ListBucket", "s3:GetObject")
+    grants = (
+        NO_RESOURCE_LEVEL.allow("cloudtrail:LookupEvents"),
+        TRAIL_BUCKET_LISTING.allow("s3:ListBucket"),
+        TRAIL_LOG_FILES.allow("s3:GetObject"),
+    )
 
     def run(self, ctx: ActionContext, params: FindCallersInput) -> dict[str, Any]:
         sources = chosen_sources(ctx, params.sources)

@@ -22,6 +22,7 @@ from actions.aws.ec2_lookup import (
 )
 from actions.aws.target import client
 from actions.base import Action, ActionContext, ActionError
+from actions.policy import NO_RESOURCE_LEVEL
 from actions.registry import register
 
 
@@ -47,7 +48,11 @@ class DescribeInstances(Action[InstancesInput]):
 
     name = "aws.ec2.describe_instances"
     Input = InstancesInput
-    permissions = ("ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots")
+    grants = (
+        NO_RESOURCE_LEVEL.allow(
+            "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"
+        ),
+    )
 
     def run(self, ctx: ActionContext, params: InstancesInput) -> dict[str, Any]:
         ids = target_instances(ctx, params)

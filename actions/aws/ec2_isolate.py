@@ -22,6 +22,7 @@ from actions.aws.ec2_isolation import (
 )
 from actions.aws.ec2_lookup import (
     GONE_STATES,
+    TAG_RUN,
     Change,
     Ec2Change,
     InstancesInput,
@@ -43,6 +44,7 @@ from actions.aws.ec2_lookup import (
 )
 from actions.aws.guards import refuse_protected
 from actions.base import ActionContext, ActionError
+from actions.policy import EC2_TAG_WHILE_CREATING, NO_RESOURCE_LEVEL, PASS_ROLE_TO_EC2, Scope
 from actions.registry import register
 
 
@@ -85,24 +87,68 @@ class IsolateInstance(Ec2Change[InstancesInput, Isolation]):
 
     name = "aws.ec2.isolate_instance"
     Input = InstancesInput
-    permissions = (
-        "ec2:DescribeInstances",
-        "ec2:DescribeInstanceAttribute",
-        "ec2:DescribeIamInstanceProfileAssociations",
-        "ec2:DescribeSecurityGroups",
-        "ec2:DescribeVpcs",
-        "ec2:DescribeNetworkInterfaces",
-        "ec2:CreateSecurityGroup",
-        "ec2:RevokeSecurityGroupEgress",
-        "ec2:RevokeSecurityGroupIngress",
-        "ec2:ModifyInstanceAttribute",
-        "ec2:ModifyNetworkInterfaceAttribute",
-        "ec2:DisassociateIamInstanceProfile",
-        "ec2:AssociateIamInstanceProfile",
-        "iam:PassRole",  # undo re-associates the profile, which passes its role
-        "ec2:CreateTags",
-        "ec2:DeleteTags",
-        "ec2:DeleteSecurityGroup",
+    grants = (
+        NO_RESOURCE_LEVEL.allow(
+            "ec2:DescribeInstances",
+            "ec2:DescribeIamInstanceProfileAssociations",
+            "ec2:DescribeSecurityGroups",
+            "ec2:DescribeVpcs",
+            "ec2:DescribeNetworkInterfaces",
+        ),
+        Scope(
+            "Ec2IsolateAnyInstanceOfTheAccount",
+            "the instances isolated are the alert's, not Riposte's: any instance of the account",
+            ("arn:{partition}:ec2:{region}:{account}:instance/*",),
+        ).allow(
+            "ec2:DescribeInstanceAttribute",
+            "ec2:ModifyInstanceAttribute",
+            "ec2:DisassociateIamInstanceProfile",
+            "ec2:AssociateIamInstanceProfile",
+        ),
+        Scope(
+            "Ec2SwapGroupsOfAnyInterface",
+            "an isolated instance's interfaces get the isolation group, and back their own on "
+            "undo: any interface and group of the account",
+            (
+                "arn:{partition}:ec2:{region}:{account}:network-interface/*",
+                "arn:{partition}:ec2:{region}:{account}:security-group/*",
+                "arn:{partition}:ec2:{region}:{account}:instance/*",
+            ),
+        ).allow("ec2:ModifyNetworkInterfaceAttribute"),
+        Scope(
+            "Ec2IsolationGroupInAnyVpc",
+            "the isolation group is made in the VPC of the instance isolated: any VPC of the "
+            "account",
+            ("arn:{partition}:ec2:{region}:{account}:vpc/*",),
+        ).allow("ec2:CreateSecurityGroup"),
+        Scope(
+            "Ec2GroupsOnlyTaggedByRiposte",
+            f"a security group is created only carrying {TAG_RUN}",
+            ("arn:{partition}:ec2:{region}:{account}:security-group/*",),
+            {"Null": {f"aws:RequestTag/{TAG_RUN}": "false"}},
+        ).allow("ec2:CreateSecurityGroup"),
+        EC2_TAG_WHILE_CREATING.allow("ec2:CreateTags"),
+        Scope(
+            "Ec2ChangeOnlyGroupsRiposteMade",
+            f"only isolation groups (tagged {TAG_RUN}) lose their rules or are deleted",
+            ("arn:{partition}:ec2:{region}:{account}:security-group/*",),
+            {"Null": {f"aws:ResourceTag/{TAG_RUN}": "false"}},
+        ).allow(
+            "ec2:RevokeSecurityGroupEgress",
+            "ec2:RevokeSecurityGroupIngress",
+            "ec2:DeleteSecurityGroup",
+        ),
+        Scope(
+            "Ec2TagInstancesWithRiposteKeysOnly",
+            f"an isolated instance gets (and loses on undo) only riposte: tags ({MARK}, "
+            f"{BEFORE}*)",
+            ("arn:{partition}:ec2:{region}:{account}:instance/*",),
+            {
+                "ForAllValues:StringLike": {"aws:TagKeys": "riposte:*"},
+                "Null": {"aws:TagKeys": "false"},  # DeleteTags without keys deletes them all
+            },
+        ).allow("ec2:CreateTags", "ec2:DeleteTags"),
+        PASS_ROLE_TO_EC2.allow("iam:PassRole"),  # undo re-associates the profile: passes its role
     )
 
     def survey(self, ctx: ActionContext, params: InstancesInput, ec2: Client) -> Isolation:

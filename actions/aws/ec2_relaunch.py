@@ -13,6 +13,7 @@ from actions.aws import ec2_recovery
 from actions.aws.clients import Client
 from actions.aws.ec2_lookup import (
     TAG_REPLACES,
+    TAG_RUN,
     Change,
     Ec2Change,
     InstancesInput,
@@ -43,6 +44,7 @@ from actions.aws.ec2_replacement import (
     wait_running,
 )
 from actions.base import ActionContext, ActionError
+from actions.policy import EC2_TAG_WHILE_CREATING, NO_RESOURCE_LEVEL, PASS_ROLE_TO_EC2, Scope
 from actions.registry import register
 
 LIVE_STATES = ["pending", "running", "stopping", "stopped"]
@@ -117,16 +119,66 @@ class RelaunchInstances(Ec2Change[RelaunchInput, Relaunch]):
 
     name = "aws.ec2.relaunch_instances"
     Input = RelaunchInput
-    permissions = (
-        "ec2:DescribeInstances",
-        "ec2:DescribeImages",
-        "ec2:DescribeSnapshots",
-        "ec2:RegisterImage",
-        "ec2:RunInstances",
-        "ec2:CreateTags",  # tags given at launch and registration need it too
-        "iam:PassRole",  # launching with the original's instance profile passes its role
-        "ec2:TerminateInstances",
-        "ec2:DeregisterImage",
+    grants = (
+        NO_RESOURCE_LEVEL.allow(
+            "ec2:DescribeInstances", "ec2:DescribeImages", "ec2:DescribeSnapshots"
+        ),
+        Scope(
+            "Ec2LaunchOnlyTaggedReplacements",
+            f"an instance (and its volumes) is launched only carrying {TAG_RUN} and "
+            f"{TAG_REPLACES}",
+            (
+                "arn:{partition}:ec2:{region}:{account}:instance/*",
+                "arn:{partition}:ec2:{region}:{account}:volume/*",
+            ),
+            {"Null": {f"aws:RequestTag/{TAG_RUN}": "false",
+                      f"aws:RequestTag/{TAG_REPLACES}": "false"}},
+        ).allow("ec2:RunInstances"),
+        Scope(
+            "Ec2LaunchIntoTheAccountsNetwork",
+            "a replacement goes into its original's subnet, security groups and key pair, "
+            "whichever they are: any of the account's",
+            (
+                "arn:{partition}:ec2:{region}:{account}:subnet/*",
+                "arn:{partition}:ec2:{region}:{account}:security-group/*",
+                "arn:{partition}:ec2:{region}:{account}:network-interface/*",
+                "arn:{partition}:ec2:{region}:{account}:key-pair/*",
+            ),
+        ).allow("ec2:RunInstances"),
+        Scope(
+            "Ec2LaunchFromTheAccountsOwnBackups",
+            "a replacement is launched from the account's own AMIs and snapshots (image and "
+            "snapshot ARNs carry no account: ec2:Owner does)",
+            ("arn:{partition}:ec2:{region}::image/*", "arn:{partition}:ec2:{region}::snapshot/*"),
+            {"StringLike": {"ec2:Owner": "{account}"}},
+        ).allow("ec2:RunInstances"),
+        Scope(
+            "Ec2RegisterFromTheAccountsOwnSnapshots",
+            "an image is registered only from the account's own snapshots",
+            ("arn:{partition}:ec2:{region}::snapshot/*",),
+            {"StringLike": {"ec2:Owner": "{account}"}},
+        ).allow("ec2:RegisterImage"),
+        Scope(
+            "Ec2RegisterOnlyTaggedImages",
+            f"an image is registered only carrying {TAG_RUN} and {TAG_REPLACES}",
+            ("arn:{partition}:ec2:{region}::image/*",),
+            {"Null": {f"aws:RequestTag/{TAG_RUN}": "false",
+                      f"aws:RequestTag/{TAG_REPLACES}": "false"}},
+        ).allow("ec2:RegisterImage"),
+        EC2_TAG_WHILE_CREATING.allow("ec2:CreateTags"),  # tags given at launch need it too
+        PASS_ROLE_TO_EC2.allow("iam:PassRole"),  # the original's instance profile passes its role
+        Scope(
+            "Ec2TerminateOnlyReplacements",
+            f"undo terminates only instances Riposte launched (tagged {TAG_REPLACES})",
+            ("arn:{partition}:ec2:{region}:{account}:instance/*",),
+            {"Null": {f"aws:ResourceTag/{TAG_REPLACES}": "false"}},
+        ).allow("ec2:TerminateInstances"),
+        Scope(
+            "Ec2DeregisterOnlyImagesRiposteRegistered",
+            f"undo deregisters only images Riposte registered (tagged {TAG_REPLACES})",
+            ("arn:{partition}:ec2:{region}::image/*",),
+            {"Null": {f"aws:ResourceTag/{TAG_REPLACES}": "false"}},
+        ).allow("ec2:DeregisterImage"),
     )
 
     def survey(self, ctx: ActionContext, params: RelaunchInput, ec2: Client) -> Relaunch:

@@ -37,6 +37,7 @@ from actions.aws.ec2_lookup import (
     where_of,
 )
 from actions.base import ActionContext
+from actions.policy import EC2_TAG_WHILE_CREATING, NO_RESOURCE_LEVEL, Scope
 from actions.registry import register
 
 
@@ -72,12 +73,29 @@ class SnapshotInstance(Ec2Change[InstancesInput, Snapshots]):
 
     name = "aws.ec2.snapshot_instance"
     Input = InstancesInput
-    permissions = (
-        "ec2:DescribeInstances",
-        "ec2:DescribeSnapshots",
-        "ec2:CreateSnapshot",
-        "ec2:CreateTags",  # tags given at creation need it too
-        "ec2:DeleteSnapshot",
+    grants = (
+        NO_RESOURCE_LEVEL.allow("ec2:DescribeInstances", "ec2:DescribeSnapshots"),
+        Scope(
+            "Ec2SnapshotAnyVolumeOfTheAccount",
+            "the volumes snapshotted are those of the instances a step preserves: any volume "
+            "of the account",
+            ("arn:{partition}:ec2:{region}:{account}:volume/*",),
+        ).allow("ec2:CreateSnapshot"),
+        Scope(
+            "Ec2SnapshotsOnlyTaggedByRiposte",
+            f"a snapshot is created only carrying Riposte's tags ({TAG_RUN}, {TAG_INSTANCE})",
+            ("arn:{partition}:ec2:{region}::snapshot/*",),
+            {"Null": {f"aws:RequestTag/{TAG_RUN}": "false",
+                      f"aws:RequestTag/{TAG_INSTANCE}": "false"}},
+        ).allow("ec2:CreateSnapshot"),
+        EC2_TAG_WHILE_CREATING.allow("ec2:CreateTags"),  # tags given at creation need it too
+        Scope(
+            "Ec2DeleteOnlySnapshotsRiposteTook",
+            f"undo deletes only snapshots Riposte took (tagged {TAG_INSTANCE} by this action)",
+            ("arn:{partition}:ec2:{region}::snapshot/*",),
+            {"Null": {f"aws:ResourceTag/{TAG_RUN}": "false",
+                      f"aws:ResourceTag/{TAG_INSTANCE}": "false"}},
+        ).allow("ec2:DeleteSnapshot"),
     )
 
     def survey(self, ctx: ActionContext, params: InstancesInput, ec2: Client) -> Snapshots:

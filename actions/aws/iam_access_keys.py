@@ -27,6 +27,7 @@ from actions.aws.iam_principals import (
 from actions.aws.target import AwsInput
 from actions.aws.target import client as target_client
 from actions.base import ActionContext, ActionError, PlannedCall
+from actions.policy import IAM_USERS
 from actions.registry import register
 
 
@@ -115,11 +116,10 @@ class RevokeAccessKeys(ReversibleIamAction[RevokeAccessKeysInput]):
 
     name = "aws.iam.revoke_access_keys"
     Input = RevokeAccessKeysInput
-    permissions = (
-        "iam:GetUser",
-        "iam:GetAccessKeyLastUsed",
-        "iam:ListAccessKeys",
-        "iam:UpdateAccessKey",
+    grants = (
+        IAM_USERS.allow(
+            "iam:GetUser", "iam:GetAccessKeyLastUsed", "iam:ListAccessKeys", "iam:UpdateAccessKey"
+        ),
     )
 
     def plan(self, ctx: ActionContext, params: RevokeAccessKeysInput) -> list[PlannedCall]:

@@ -28,6 +28,7 @@ from actions.aws.iam_principals import (
 from actions.aws.iam_role_sessions import REVOKE_POLICY, revocation_time
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext, ActionError
+from actions.policy import IAM_ROLES, IAM_USERS, Scope
 from actions.registry import register
 
 NOT_RECORDED_BY_IAM = (
@@ -77,25 +78,35 @@ class DescribePrincipal(Action[DescribePrincipalInput]):
 
     name = "aws.iam.describe_principal"
     Input = DescribePrincipalInput
-    permissions = (
-        "iam:GetUser",
-        "iam:ListGroupsForUser",
-        "iam:ListAttachedGroupPolicies",
-        "iam:ListGroupPolicies",
-        "iam:GetGroupPolicy",
-        "iam:ListAttachedUserPolicies",
-        "iam:ListUserPolicies",
-        "iam:GetUserPolicy",
-        "iam:ListAccessKeys",
-        "iam:GetAccessKeyLastUsed",
-        "iam:ListMFADevices",
-        "iam:GetLoginProfile",
-        "iam:ListPolicyVersions",
-        "iam:GetRole",
-        "iam:ListAttachedRolePolicies",
-        "iam:ListRolePolicies",
-        "iam:GetRolePolicy",
-        "iam:ListInstanceProfilesForRole",
+    grants = (
+        IAM_USERS.allow(
+            "iam:GetUser",
+            "iam:ListGroupsForUser",
+            "iam:ListAttachedUserPolicies",
+            "iam:ListUserPolicies",
+            "iam:GetUserPolicy",
+            "iam:ListAccessKeys",
+            "iam:GetAccessKeyLastUsed",
+            "iam:ListMFADevices",
+            "iam:GetLoginProfile",
+        ),
+        Scope(
+            "IamGroupsOfTheAccount",
+            "the groups of the user described, any group of the account",
+            ("arn:{partition}:iam::{account}:group/*",),
+        ).allow("iam:ListAttachedGroupPolicies", "iam:ListGroupPolicies", "iam:GetGroupPolicy"),
+        Scope(
+            "IamManagedPoliciesReadable",
+            "the managed policies attached to the principal: the account's and AWS's",
+            ("arn:{partition}:iam::{account}:policy/*", "arn:{partition}:iam::aws:policy/*"),
+        ).allow("iam:ListPolicyVersions"),
+        IAM_ROLES.allow(
+            "iam:GetRole",
+            "iam:ListAttachedRolePolicies",
+            "iam:ListRolePolicies",
+            "iam:GetRolePolicy",
+            "iam:ListInstanceProfilesForRole",
+        ),
     )
 
     def run(self, ctx: ActionContext, params: DescribePrincipalInput) -> dict[str, Any]:

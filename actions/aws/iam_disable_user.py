@@ -39,6 +39,7 @@ from actions.aws.iam_principals import (
 )
 from actions.aws.target import AwsInput
 from actions.base import ActionContext, ActionError, PlannedCall
+from actions.policy import IAM_USERS, Scope
 from actions.registry import register
 
 DENY_ALL_POLICY = "AWSDenyAll"
@@ -113,20 +114,33 @@ class DisableUser(ReversibleIamAction[DisableUserInput]):
 
     name = "aws.iam.disable_user"
     Input = DisableUserInput
-    permissions = (
-        "iam:GetUser",
-        "iam:ListAttachedUserPolicies",
-        "iam:ListUserPolicies",
-        "iam:ListAccessKeys",
-        "iam:GetLoginProfile",
-        "iam:AttachUserPolicy",
-        "iam:PutUserPolicy",
-        "iam:UpdateAccessKey",
-        "iam:DeleteLoginProfile",
-        "iam:TagUser",
-        "iam:DetachUserPolicy",
-        "iam:DeleteUserPolicy",
-        "iam:UntagUser",
+    grants = (
+        IAM_USERS.allow(
+            "iam:GetUser",
+            "iam:ListAttachedUserPolicies",
+            "iam:ListUserPolicies",
+            "iam:ListAccessKeys",
+            "iam:GetLoginProfile",
+            "iam:PutUserPolicy",  # the inline deny, when the managed-policy quota is reached
+            "iam:DeleteUserPolicy",
+            "iam:UpdateAccessKey",
+            "iam:DeleteLoginProfile",
+        ),
+        Scope(
+            "IamAttachDenyAllOnly",
+            f"the only managed policy attached (and detached on undo) is {DENY_ALL_POLICY}",
+            ("arn:{partition}:iam::{account}:user/*",),
+            {"ArnEquals": {"iam:PolicyARN": "arn:{partition}:iam::aws:policy/" + DENY_ALL_POLICY}},
+        ).allow("iam:AttachUserPolicy", "iam:DetachUserPolicy"),
+        Scope(
+            "IamTagUsersWithRiposteKeyOnly",
+            f"the only tag written or removed on a user is {DISABLED_TAG}",
+            ("arn:{partition}:iam::{account}:user/*",),
+            {
+                "ForAllValues:StringEquals": {"aws:TagKeys": DISABLED_TAG},
+                "Null": {"aws:TagKeys": "false"},  # ForAllValues alone holds when no key is sent
+            },
+        ).allow("iam:TagUser", "iam:UntagUser"),
     )
 
     def plan(self, ctx: ActionContext, params: DisableUserInput) -> list[PlannedCall]:

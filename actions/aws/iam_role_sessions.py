@@ -37,6 +37,7 @@ from actions.aws.iam_principals import (
 )
 from actions.aws.target import AwsInput
 from actions.base import ActionContext, PlannedCall
+from actions.policy import IAM_ROLES
 from actions.registry import register
 
 REVOKE_POLICY = "AWSRevokeOlderSessions"
@@ -123,7 +124,11 @@ class RevokeRoleSessions(ReversibleIamAction[RevokeRoleSessionsInput]):
 
     name = "aws.iam.revoke_role_sessions"
     Input = RevokeRoleSessionsInput
-    permissions = ("iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy")
+    grants = (
+        IAM_ROLES.allow(
+            "iam:GetRole", "iam:GetRolePolicy", "iam:PutRolePolicy", "iam:DeleteRolePolicy"
+        ),
+    )
 
     def plan(self, ctx: ActionContext, params: RevokeRoleSessionsInput) -> list[PlannedCall]:
         return self._decide(ctx, params).calls

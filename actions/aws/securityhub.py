@@ -11,6 +11,7 @@ from actions.aws.clients import Client
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext, ActionError, PlannedCall
 from actions.notify import plain_block
+from actions.policy import Scope
 from actions.registry import register
 from engine.alerts import RIPOSTE_UPDATED_BY
 
@@ -68,7 +69,14 @@ class UpdateFinding(Action[UpdateFindingInput]):
 
     name = "aws.securityhub.update_finding"
     Input = UpdateFindingInput
-    permissions = ("securityhub:GetFindings", "securityhub:BatchUpdateFindings")
+    grants = (
+        Scope(
+            "SecurityHubFindingsOfTheAccount",
+            "findings are read and updated through the account's hub (findings have no ARN "
+            "IAM authorises on)",
+            ("arn:{partition}:securityhub:{region}:{account}:hub/default",),
+        ).allow("securityhub:GetFindings", "securityhub:BatchUpdateFindings"),
+    )
     mutating = True
     reversible = True
 

@@ -11,6 +11,7 @@ from actions.aws.clients import AwsError, Client
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext, ActionError, PlannedCall
 from actions.notify import SummaryInput, plain, plain_block, summary_of
+from actions.policy import Scope
 from actions.registry import register
 
 # arn:<partition>:sns:<region>:<account>:<name>; no named groups: it is a JSON Schema pattern too.
@@ -70,7 +71,13 @@ class Publish(Action[PublishInput]):
 
     name = "aws.sns.publish"
     Input = PublishInput
-    permissions = ("sns:GetTopicAttributes", "sns:Publish")
+    grants = (
+        Scope(
+            "SnsTopicsOfTheAccount",
+            "the topics are named in playbooks (vars, for_each): any topic of the account",
+            ("arn:{partition}:sns:{region}:{account}:*",),
+        ).allow("sns:GetTopicAttributes", "sns:Publish"),
+    )
     mutating = True
 
     def plan(self, ctx: ActionContext, params: PublishInput) -> list[PlannedCall]:

@@ -13,6 +13,7 @@ from api.routes import (
     metrics,
     playbooks,
     runs,
+    tokens,
     webhooks,
     workers,
 )
@@ -28,4 +29,5 @@ ROUTERS: tuple[APIRouter, ...] = (
     audit.router,
     metrics.router,
     workers.router,
+    tokens.router,
 )

@@ -65,14 +65,20 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
 
 def revoke_token(*, session: Session, name: str, actor: str = "cli") -> ApiToken:
     """Revoke the token called ``name`` (the API stops it within RIPOSTE_TOKEN_CACHE_SECONDS)."""
-    row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalars().first()
-    if row is None:
-        raise NotFound(f"no token named {name!r}")
+    row = get_token(session, name)
     if row.revoked_at is None:
         row.revoked_at = utcnow()
         audit.record(
             session, actor=actor, verb="token.revoked", details={"name": name, "role": row.role}
         )
+    return row
+
+
+def get_token(session: Session, name: str) -> ApiToken:
+    """Return the token called ``name`` (never its secret: only its hash is stored)."""
+    row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalars().first()
+    if row is None:
+        raise NotFound(f"no token named {name!r}")
     return row
 
 

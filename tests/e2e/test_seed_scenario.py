@@ -231,7 +231,8 @@ def test_the_shipped_playbooks_validate_and_their_policy_grants_the_containment(
         "cloudtrail:LookupEvents", "s3:GetObject",  # the principal's history
         "securityhub:BatchUpdateFindings", "sns:Publish",  # the outcome
     } <= granted
-    assert "AwsIamDisableUser" in statements and "AwsEc2RelaunchInstances" in statements
+    # Scoped: the one policy IAM may attach, launches only of Riposte's tagged replacements.
+    assert {"IamAttachDenyAllOnly", "Ec2LaunchOnlyTaggedReplacements"} <= set(statements)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -6,15 +6,26 @@ Each test sets ``RIPOSTE_*`` variables as a user would and reads the settings as
 
 from __future__ import annotations
 
+import logging
 import os
+from pathlib import Path
 from typing import Any, get_origin
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from sqlalchemy import make_url
+from typer.testing import CliRunner
 
+from riposte.cli import app, log_setting_warnings
 from riposte.demo import demo_overrides
-from riposte.settings import Settings, SettingsInvalid, env_file_lines, read_settings
+from riposte.settings import (
+    OTHER_VARIABLES,
+    Settings,
+    SettingsInvalid,
+    env_file_lines,
+    read_settings,
+)
 
 LIST_SETTINGS = [
     name for name, field in Settings.model_fields.items() if get_origin(field.annotation) is list
@@ -304,3 +315,195 @@ def test_writing_a_setting_that_does_not_exist_is_refused() -> None:
     with pytest.raises(ValueError, match=r"unknown setting 'cloudtrail_bucket_name' .*did you "
                                          r"mean 'cloudtrail_bucket'\?"):
         env_file_lines({"cloudtrail_bucket_name": "trail-logs"})
+
+
+# ---------------------------------------------------------------------------------------------
+# Variables that name no setting
+
+
+def test_a_misspelt_variable_is_a_warning_naming_the_setting_meant(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("RIPOSTE_NOTIFY_WEBHOOK", "https://hooks.example/T0/B0/x")
+
+    settings = read_settings()
+
+    expected = ("RIPOSTE_NOTIFY_WEBHOOK is set but names no setting: it is ignored (did you mean "
+                "RIPOSTE_NOTIFY_WEBHOOK_URL?)")
+    assert settings.notify_webhook_url is None
+    assert settings.warnings() == [expected]
+    assert settings.warnings(serving=True)[0] == expected  # `riposte serve` says it first
+    assert settings.unknown_variables() == [expected]
+
+
+def test_an_unknown_variable_like_no_setting_is_reported_without_a_guess(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("RIPOSTE_FROBNICATE", "1")
+
+    assert read_settings().unknown_variables() == [
+        "RIPOSTE_FROBNICATE is set but names no setting: it is ignored"
+    ]
+
+
+def test_variables_read_by_others_and_settings_in_lower_case_are_not_reported(
+    env: pytest.MonkeyPatch,
+) -> None:
+    for name in OTHER_VARIABLES:
+        env.setenv(name, "1")
+    env.setenv("riposte_log_level", "DEBUG")
+
+    settings = read_settings()
+
+    assert settings.log_level == "DEBUG"
+    assert settings.unknown_variables() == []
+
+
+def test_riposte_plan_prints_the_unknown_variable_on_stderr(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    playbook = tmp_path / "p.yml"
+    playbook.write_text("name: p\nsteps:\n  - id: a\n    action: core.log\n    with:\n"
+                        "      message: hi\n", encoding="utf-8")
+    alert = tmp_path / "alert.json"
+    alert.write_text('{"title": "t", "severity": 10}', encoding="utf-8")
+    env.setenv("RIPOSTE_SNS_TOPIC", "arn:aws:sns:*:123456789012:riposte-*")
+
+    result = CliRunner().invoke(app, ["plan", str(playbook), str(alert)])
+
+    assert result.exit_code == 0, result.output
+    assert ("warning: RIPOSTE_SNS_TOPIC is set but names no setting: it is ignored (did you "
+            "mean RIPOSTE_SNS_TOPICS?)") in result.stderr
+
+
+def test_serve_and_worker_log_the_unknown_variable(
+    env: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    env.setenv("RIPOSTE_LEASE_SECOND", "60")
+
+    with caplog.at_level(logging.WARNING, logger="riposte.settings"):
+        log_setting_warnings(read_settings(), serving=False)
+
+    assert [record.getMessage() for record in caplog.records] == [
+        "RIPOSTE_LEASE_SECOND is set but names no setting: it is ignored (did you mean "
+        "RIPOSTE_LEASE_SECONDS?)"
+    ]
+
+
+# ---------------------------------------------------------------------------------------------
+# Secret files (RIPOSTE_SECRETS_DIR), as docker-compose.yml mounts them in /run/secrets
+
+
+@pytest.fixture
+def secrets_dir(env: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    directory = tmp_path / "secrets"
+    directory.mkdir()
+    env.setenv("RIPOSTE_SECRETS_DIR", str(directory))
+    return directory
+
+
+def test_a_secret_file_gives_its_setting(secrets_dir: Path) -> None:
+    (secrets_dir / "riposte_notify_webhook_url").write_text("https://hooks.example/T0/B0/s\n")
+    (secrets_dir / "RIPOSTE_LEASE_SECONDS").write_text("45")  # any case, like the variables
+
+    settings = read_settings()
+
+    assert settings.notify_webhook_url is not None
+    assert settings.notify_webhook_url.get_secret_value() == "https://hooks.example/T0/B0/s"
+    assert settings.lease_seconds == 45.0
+    assert settings.secrets_dir == secrets_dir
+    assert settings.warnings() == []
+
+
+def test_an_empty_secret_file_leaves_its_setting_unset(secrets_dir: Path) -> None:
+    (secrets_dir / "riposte_sns_basic_auth").write_text("\n")
+
+    assert read_settings().sns_basic_auth is None
+
+
+def test_a_setting_given_as_a_variable_and_as_a_file_is_refused(
+    env: pytest.MonkeyPatch, secrets_dir: Path
+) -> None:
+    path = secrets_dir / "riposte_sns_basic_auth"
+    path.write_text("sns:from-the-file")
+
+    assert problem(env, RIPOSTE_SNS_BASIC_AUTH="sns:from-the-environment") == (
+        f"invalid settings: RIPOSTE_SNS_BASIC_AUTH is given twice, as a variable and as the "
+        f"secret file {path}: remove one of them"
+    )
+
+
+def test_a_secrets_dir_that_does_not_exist_is_refused(
+    env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    assert problem(env, RIPOSTE_SECRETS_DIR=str(tmp_path / "nowhere")) == (
+        f"invalid settings: RIPOSTE_SECRETS_DIR: {tmp_path / 'nowhere'} does not exist"
+    )
+
+
+def test_a_misnamed_secret_file_is_a_warning_and_other_secrets_are_left_alone(
+    secrets_dir: Path,
+) -> None:
+    (secrets_dir / "riposte_notify_webhook").write_text("https://hooks.example/T0/B0/s")
+    (secrets_dir / "postgres_password").write_text("for the database, not for Riposte")
+    (secrets_dir / "audit_signing_key.pem").write_text("a key file a setting names")
+
+    settings = read_settings()
+
+    assert settings.notify_webhook_url is None
+    assert settings.warnings() == [
+        f"the secret file {secrets_dir / 'riposte_notify_webhook'} names no setting: it is "
+        "ignored (did you mean riposte_notify_webhook_url?)"
+    ]
+
+
+def test_a_bad_value_in_a_secret_file_names_the_variable_and_the_file(
+    env: pytest.MonkeyPatch, secrets_dir: Path
+) -> None:
+    path = secrets_dir / "riposte_lease_seconds"
+    path.write_text("soon")
+
+    assert problem(env).startswith(
+        f"invalid settings: RIPOSTE_LEASE_SECONDS (from the secret file {path}): Input should "
+        "be a valid number"
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# The database password apart from the URL
+
+
+def test_the_database_password_goes_into_the_url(
+    env: pytest.MonkeyPatch, secrets_dir: Path
+) -> None:
+    env.setenv("RIPOSTE_DATABASE_URL", "postgresql+psycopg://riposte_app@postgres:5432/riposte")
+    (secrets_dir / "riposte_database_password").write_text("p@ss/w:rd%?\n")
+
+    settings = read_settings()
+
+    url = make_url(settings.database_url)
+    assert (url.username, url.password, url.host, url.database) == (
+        "riposte_app", "p@ss/w:rd%?", "postgres", "riposte")
+    # The demo validates the settings it read again with its own: the same URL comes out.
+    again = Settings.model_validate({**settings.model_dump(), "ec2_poll_seconds": 0.5})
+    assert again.database_url == settings.database_url
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite:///riposte.db",
+         "RIPOSTE_DATABASE_PASSWORD is set but RIPOSTE_DATABASE_URL names a SQLite file, which "
+         "takes no password: unset it"),
+        ("postgresql+psycopg://riposte_app:other@postgres/riposte",
+         "RIPOSTE_DATABASE_URL carries a password and RIPOSTE_DATABASE_PASSWORD gives another: "
+         "leave the password out of the URL"),
+    ],
+    ids=["sqlite", "two-passwords"],
+)
+def test_a_database_password_the_url_cannot_take_is_refused(
+    env: pytest.MonkeyPatch, url: str, message: str
+) -> None:
+    assert problem(env, RIPOSTE_DATABASE_URL=url, RIPOSTE_DATABASE_PASSWORD="secret") == (
+        f"invalid settings: {message}"
+    )
