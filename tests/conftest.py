@@ -43,8 +43,28 @@ BACKENDS = [
 # Collection and reporting hooks
 
 
+# The files that take longest (measured with --durations, most first). Test processes take
+# files in collection order (--dist loadfile): these start first, so none of them is left
+# running alone at the end while the other processes idle.
+LONGEST_FILES = (
+    "test_demo.py", "test_cli.py", "test_seed_scenario.py", "test_burst_shapes.py",
+    "test_burst_pace.py", "test_actions_ec2_relaunch.py", "test_webhooks_unstorable.py",
+    "test_approval_covers.py", "test_seed_rehearsal.py", "test_seed_scenario_alarm.py",
+    "test_approval_race.py", "test_approval_plans.py", "test_actions_iam_users.py",
+)
+
+
+def _longest_first(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Mark every PostgreSQL test; deselect them all when no PostgreSQL server is configured."""
+    """Mark every PostgreSQL test; deselect them all when no PostgreSQL server is configured.
+
+    The longest files go first (a stable sort: each file's tests keep their order).
+    """
+    items.sort(key=_longest_first)
     for item in items:
         if "_postgres" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.postgres)

@@ -64,11 +64,11 @@ class DescribeInstances(Action[InstancesInput]):
         if wanted:
             ec2 = client(ctx, params, "ec2")
             raw = describe(ec2, wanted)
-            images = ec2_recovery.own_images(ec2) if raw else []
+            backups = ec2_recovery.Backups.read(ec2, raw.values())
             launched_from = _images_by_id(ec2, {i.get("ImageId") for i in raw.values()})
             for instance_id, instance in raw.items():
                 entry = _entry(ctx, instance, launched_from)
-                entry.update(ec2_recovery.find(ec2, instance, images).as_dict())
+                entry.update(ec2_recovery.find(instance, backups).as_dict())
                 ctx.cache[describe_cache_key(place, instance_id)] = entry
                 described[instance_id] = entry
         not_found = [i for i in ids if i not in described]

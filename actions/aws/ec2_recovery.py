@@ -18,7 +18,7 @@ snapshots of the instance's volumes, the newest of each volume.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -41,9 +41,44 @@ CREATE_IMAGE_SOURCE = re.compile(
 )
 
 
-def own_images(ec2: Client) -> list[dict[str, Any]]:
-    """Every AMI the account owns (listed once per step, matched per instance)."""
-    return every(ec2.describe_images, "Images", Owners=["self"])
+# Values per filter in one Describe call (EC2 takes up to 200; fewer keeps requests small).
+_FILTER_VALUES = 100
+
+
+@dataclass
+class Backups:
+    """The account's AMIs and the snapshots that may be of some instances, read once per step.
+
+    Three filtered ``DescribeSnapshots`` queries for all the instances together (their values
+    in chunks), not three per instance: 22 terminated instances cost 3 calls, not 66, at the
+    moment AWS is most likely to throttle an account. ``find`` matches per instance in memory.
+    """
+
+    images: list[dict[str, Any]] = field(default_factory=list)
+    snapshots: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    @classmethod
+    def read(cls, ec2: Client, instances: Iterable[Mapping[str, Any]]) -> Backups:
+        """The AMIs the account owns and the snapshots matching any of ``instances``."""
+        listed = list(instances)
+        if not listed:
+            return cls()
+        ids = sorted({i["InstanceId"] for i in listed})
+        volume_ids = sorted({v["volume_id"] for i in listed for v in volumes(i)})
+        backups = cls(images=every(ec2.describe_images, "Images", Owners=["self"]))
+        for name, values in (
+            (f"tag:{TAG_INSTANCE}", ids),
+            ("description", [f"Created by CreateImage({i})*" for i in ids]),
+            ("volume-id", volume_ids),
+        ):
+            for start in range(0, len(values), _FILTER_VALUES):
+                chunk = values[start : start + _FILTER_VALUES]
+                for snapshot in every(
+                    ec2.describe_snapshots, "Snapshots", OwnerIds=["self"],
+                    Filters=[{"Name": name, "Values": chunk}],
+                ):
+                    backups.snapshots.setdefault(snapshot["SnapshotId"], snapshot)
+        return backups
 
 
 @dataclass
@@ -57,31 +92,28 @@ class Found:
         return {"images": self.images, "snapshots": self.snapshots}
 
 
-def find(ec2: Client, instance: Mapping[str, Any], images: list[dict[str, Any]]) -> Found:
+def find(instance: Mapping[str, Any], backups: Backups) -> Found:
     """The AMIs and snapshots that exist for ``instance`` (rules in the module docstring)."""
     instance_id = instance["InstanceId"]
     devices = {v["volume_id"]: v["device"] for v in volumes(instance)}
     raw: dict[str, dict[str, Any]] = {}
     matched_by: dict[str, list[str]] = {}
-
-    def add(filters: list[dict[str, Any]], rule: str) -> None:
-        for snapshot in every(
-            ec2.describe_snapshots, "Snapshots", OwnerIds=["self"], Filters=filters
-        ):
-            raw.setdefault(snapshot["SnapshotId"], snapshot)
-            matched_by.setdefault(snapshot["SnapshotId"], []).append(rule)
-
-    add([{"Name": f"tag:{TAG_INSTANCE}", "Values": [instance_id]}], "riposte tag")
-    add(
-        [{"Name": "description", "Values": [f"Created by CreateImage({instance_id})*"]}],
-        "CreateImage description",
-    )
-    if devices:
-        add([{"Name": "volume-id", "Values": sorted(devices)}], "volume of the instance")
+    created_by = f"Created by CreateImage({instance_id})"
+    for snapshot_id, snapshot in backups.snapshots.items():
+        rules = []
+        if tags_of(snapshot).get(TAG_INSTANCE) == instance_id:
+            rules.append("riposte tag")
+        if (snapshot.get("Description") or "").startswith(created_by):
+            rules.append("CreateImage description")
+        if snapshot.get("VolumeId") in devices:
+            rules.append("volume of the instance")
+        if rules:
+            raw[snapshot_id] = snapshot
+            matched_by[snapshot_id] = rules
 
     found = Found()
     image_devices: dict[str, tuple[str, str]] = {}  # snapshot -> (image, device)
-    for image in images:
+    for image in backups.images:
         rules = []
         if image.get("SourceInstanceId") == instance_id:
             rules.append("source instance")

@@ -230,10 +230,8 @@ def _survey(ctx: ActionContext, params: RelaunchInput, ec2: Client) -> Relaunch:
     survey = Relaunch(before=before, before_from=before_from)
     found = describe(ec2, ids)
     existing = _replacements(ctx, ec2, ids)
-    images = (
-        ec2_recovery.own_images(ec2)
-        if any(state_of(found[i]) == "terminated" and i not in existing for i in found)
-        else []
+    backups = ec2_recovery.Backups.read(
+        ec2, [f for i, f in found.items() if state_of(f) == "terminated" and i not in existing]
     )
     for instance_id in ids:
         instance = found.get(instance_id)
@@ -274,7 +272,7 @@ def _survey(ctx: ActionContext, params: RelaunchInput, ec2: Client) -> Relaunch:
                 }
             )
         else:
-            _relaunch(ctx, params, ec2, instance, images, survey)
+            _relaunch(ctx, params, ec2, instance, backups, survey)
     for item in survey.unrecoverable:
         passed = "; ".join(item.get("passed_over") or [])
         item["message"] = f"{item['instance_id']}: {item['reason']}" + (
@@ -372,12 +370,12 @@ def _relaunch(
     params: RelaunchInput,
     ec2: Client,
     instance: dict[str, Any],
-    images: list[dict[str, Any]],
+    backups: ec2_recovery.Backups,
     survey: Relaunch,
 ) -> None:
     instance_id = instance["InstanceId"]
     root = instance.get("RootDeviceName") or "/dev/xvda"
-    found = ec2_recovery.find(ec2, instance, images)
+    found = ec2_recovery.find(instance, backups)
     point, passed = ec2_recovery.choose(found, before=survey.before, root_device=root)
     if point is None:
         survey.unrecoverable.append(
@@ -407,7 +405,7 @@ def _relaunch(
     image_id = point.image_id
     if point.kind == "snapshots":
         name = image_name(ctx, instance_id)
-        registered = next((i for i in images if i.get("Name") == name), None)
+        registered = next((i for i in backups.images if i.get("Name") == name), None)
         image_id = registered["ImageId"] if registered else new_id(name)
         source["registered_image"] = {"image_id": image_id, "name": name}
         if registered is None:

@@ -8,7 +8,7 @@ and the queues say which rule each event reached. Moto's ``TestEventPattern`` is
 ``Result``), so the rules themselves are exercised instead. Moto does not descend into arrays of
 objects (``moto/events/models.py`` ``EventPattern._flatten_dict`` keeps a list whole), so it
 cannot evaluate Security Hub's ``detail.findings.*``: that rule is checked against the
-documented semantics (tests/eventbridge_patterns.py), and a strict xfail records moto's gap.
+documented semantics (tests/eventbridge_patterns.py), and an assertion records moto's gap.
 """
 
 from __future__ import annotations
