@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Test processes (pytest-xdist); each test file stays in one process.
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 .PHONY: venv test lint demo schema bench bench-ingest bench-ingest-lock bench-burst clean
 
