@@ -15,6 +15,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
 from api import errors, refusals
+from api.console import mount as console
 from api.deps import Runtime
 from api.limits import BodyLimitMiddleware
 from api.routes import ROUTERS
@@ -22,6 +23,7 @@ from engine import wakeup
 from engine.library import PlaybookLibrary
 from engine.liveness import InProcessWorker, UnattendedWatch
 from engine.metrics import DatabaseGauges
+from engine.slack.interactions import SlackInteractions
 from engine.sns import CertificateStore, ConfirmSubscription, confirm_subscription_over_https
 from engine.store.approvals import count_pending
 from engine.store.db import make_engine, make_sessionmaker
@@ -69,6 +71,8 @@ def create_app(
         lifespan=_lifespan(runtime, in_process_workers),
     )
     app.state.runtime = runtime
+    # Buttons pressed in Riposte's Slack messages (api/routes/slack.py); None without a bot token.
+    app.state.slack = SlackInteractions.from_settings(sessions, settings)
     app.state.workers = []  # the in-process workers, once started (/readyz looks at them)
     errors.install(app)
     # The last added is the outermost: the catch-all also covers the body limit.
@@ -76,6 +80,8 @@ def create_app(
     app.add_middleware(errors.CatchAllMiddleware)
     for router in ROUTERS:
         app.include_router(router)
+    # After the API's error handlers and middleware: the console wraps both for its pages.
+    console.install(app, settings)
     return app
 
 

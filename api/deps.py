@@ -261,17 +261,31 @@ async def _caller_of(
     runtime: Runtime, request: Request, secret: str | None, *, missing: str, how: str
 ) -> Caller:
     if secret is None:
-        reason, why = missing, refusals.MISSING
-    else:
-        digest = tokens.token_hash(secret)
-        caller = runtime.verified_tokens.get(digest)
-        if caller is None:
-            caller = await run_in_threadpool(_look_up_token, runtime, secret, digest)
-        if caller is not None:
-            return caller
-        reason, why = "token unknown, revoked or expired", refusals.NOT_LIVE
-    await _refused(runtime, request, actor="anonymous", reason=reason, anonymous=why)
-    raise ApiError(401, f"authentication required: {reason}; {how}", headers=_CHALLENGE)
+        await refused(runtime, request, actor="anonymous", reason=missing,
+                      anonymous=refusals.MISSING)
+        raise ApiError(401, f"authentication required: {missing}; {how}", headers=_CHALLENGE)
+    caller = await token_caller(runtime, request, secret)
+    if caller is None:
+        raise ApiError(401, f"authentication required: {NOT_LIVE}; {how}", headers=_CHALLENGE)
+    return caller
+
+
+NOT_LIVE = "token unknown, revoked or expired"
+
+
+async def token_caller(runtime: Runtime, request: Request, secret: str) -> Caller | None:
+    """Return the caller of a live token, or None once the refusal is audited (as a 401 is).
+
+    The API's bearer tokens and the console's token sign-in are checked here alike.
+    """
+    digest = tokens.token_hash(secret)
+    caller = runtime.verified_tokens.get(digest)
+    if caller is None:
+        caller = await run_in_threadpool(_look_up_token, runtime, secret, digest)
+    if caller is None:
+        await refused(runtime, request, actor="anonymous", reason=NOT_LIVE,
+                      anonymous=refusals.NOT_LIVE)
+    return caller
 
 
 def _look_up_token(runtime: Runtime, secret: str, digest: str) -> Caller | None:
@@ -314,7 +328,7 @@ async def _admit(
     if caller.role in allowed:
         return caller
     reason = f"role {caller.role!r} may not do this (needs {' or '.join(allowed)})"
-    await _refused(runtime, request, actor=caller.name, reason=reason)
+    await refused(runtime, request, actor=caller.name, reason=reason)
     raise ApiError(403, f"token {caller.name!r}: {reason}")
 
 
@@ -343,8 +357,8 @@ async def authenticate_sns(request: Request) -> Caller:
     ):
         return SNS_CALLER
     reason = "no basic credentials" if given is None else "wrong basic credentials"
-    await _refused(runtime, request, actor="anonymous", reason=reason,
-                   anonymous=refusals.MISSING if given is None else refusals.WRONG_BASIC)
+    await refused(runtime, request, actor="anonymous", reason=reason,
+                  anonymous=refusals.MISSING if given is None else refusals.WRONG_BASIC)
     raise ApiError(401, f"authentication required: {reason}; put the user and password "
                         "configured in RIPOSTE_SNS_BASIC_AUTH in the subscription URL",
                    headers=_BASIC_CHALLENGE)
@@ -365,7 +379,7 @@ def _basic_credentials(header: str | None) -> str | None:
 SnsCaller = Annotated[Caller, Depends(authenticate_sns)]
 
 
-async def _refused(
+async def refused(
     runtime: Runtime, request: Request, *, actor: str, reason: str, anonymous: str | None = None
 ) -> None:
     """Audit a refusal; one that proved no identity (``anonymous``: why) at a bounded rate."""

@@ -57,6 +57,7 @@ MISSING = "missing"  # no credentials at all
 NOT_LIVE = "not_live"  # a token that is unknown, revoked or expired
 WRONG_BASIC = "wrong_basic"  # basic credentials that are not RIPOSTE_SNS_BASIC_AUTH
 SNS_UNPROVEN = "sns_unproven"  # an SNS message refused before it proved to come from SNS
+SLACK_UNPROVEN = "slack_unproven"  # a Slack interaction whose signature did not verify
 
 
 @dataclass

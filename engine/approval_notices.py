@@ -59,11 +59,21 @@ class Notice:
         )
 
 
-def opened(notice: Notice, *, alert: Mapping[str, Any], settings: Settings) -> tuple[str, str]:
-    """Subject and text announcing a new request (a rehearsal's say so first)."""
+def opened(
+    notice: Notice, *, alert: Mapping[str, Any], settings: Settings,
+    replaces: tuple[str, str] | None = None,
+) -> tuple[str, str]:
+    """Subject and text announcing a new request (a rehearsal's say so first).
+
+    ``replaces``: the request it superseded because its plan changed, and how it changed.
+    """
     subject = (f"{rehearsal_mark(notice.mode)}Riposte: approval needed for {notice.step_id} "
                f"({notice.playbook})")
-    return subject, message(notice, alert=alert, settings=settings, headline=subject)
+    headline = subject
+    if replaces is not None:
+        headline += (f"\nReplaces request {replaces[0]}: its plan changed before it was decided "
+                     f"({plain(replaces[1], 600)}); decide on this one.")
+    return subject, message(notice, alert=alert, settings=settings, headline=headline)
 
 
 def escalated(notice: Notice, *, settings: Settings) -> tuple[str, str]:
@@ -112,12 +122,14 @@ def message(
         "",
         f"Approvals needed: {notice.required}; expires {notice.expires_at:%Y-%m-%d %H:%M} UTC",
         f"Plan hash: {notice.plan_hash}",
-        f"Decide: riposte approvals approve {request} --reason '...'  (or reject)",
+        f"Decide: riposte approvals approve {request} --plan-hash {notice.plan_hash} "
+        "--reason '...'  (or reject)",
         f"   or: POST /v1/approvals/{request}/decision "
         f'{{"decision": "approve", "plan_hash": "{notice.plan_hash}", "reason": "..."}}',
     ]
     if settings.public_url:
-        lines.append(f"Review: {settings.public_url.rstrip('/')}/v1/approvals/{request}")
+        # The console's page of the request: readable in a browser, with its Approve form.
+        lines.append(f"Review: {settings.public_url.rstrip('/')}/ui/approvals/{request}")
     return "\n".join(lines)
 
 

@@ -6,6 +6,7 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
@@ -49,13 +50,28 @@ AlertFields = Annotated[
     ),
 ]
 StepId = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_-]{0,127}$")]
-# Where a notification goes: an SNS topic or a Slack-compatible webhook.
+# Where a notification goes: an SNS topic, a Slack-compatible webhook, or a Slack channel or
+# person through Riposte's Slack app (engine.slack: interactive approval messages).
+_NOTIFY_TARGET = (r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+|https?://\S+"
+                  r"|slack:(#[a-z0-9][a-z0-9._-]{0,79}|[CDGUW][A-Z0-9]{5,20}))$")
+_NOTIFY_TARGETS = ("an SNS topic ARN, an http(s) webhook URL, or a Slack channel or person: "
+                   "slack:#channel-name, slack:C0123ABCD (a channel id), slack:U0123ABCD (a "
+                   "user: a direct message)")
+
+
+def _notify_target(value: str) -> str:
+    if not re.match(_NOTIFY_TARGET, value):
+        raise PydanticCustomError("notify_target", "{value} is not a notification target: "
+                                  "write {targets}",
+                                  {"value": repr(value), "targets": _NOTIFY_TARGETS})
+    return value
+
+
 NotifyTarget = Annotated[
     str,
-    Field(
-        pattern=r"^(arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_.-]+|https?://\S+)$",
-        description="An SNS topic ARN or an http(s) webhook URL.",
-    ),
+    AfterValidator(_notify_target),
+    WithJsonSchema({"type": "string", "pattern": _NOTIFY_TARGET,
+                    "description": _NOTIFY_TARGETS[0].upper() + _NOTIFY_TARGETS[1:] + "."}),
 ]
 SeverityLabel = Literal["INFORMATIONAL", "LOW", "MEDIUM", "HIGH", "CRITICAL"]
 # Who may decide: a role or one token, said explicitly (engine.identities). The pattern is for
@@ -115,13 +131,13 @@ class Approval(SpecModel):
     )
     escalate_to: list[NotifyTarget] = Field(
         default_factory=list,
-        description="Who is told on escalation: SNS topic ARNs or https webhook URLs "
-        "(default RIPOSTE_APPROVAL_ESCALATE_TO).",
+        description="Who is told on escalation: SNS topic ARNs, https webhook URLs or slack: "
+        "channels, which get the buttons (default RIPOSTE_APPROVAL_ESCALATE_TO).",
     )
     notify: list[NotifyTarget] = Field(
         default_factory=list,
-        description="Who is told when the request opens: SNS topic ARNs or https webhook URLs "
-        "(default RIPOSTE_APPROVAL_NOTIFY).",
+        description="Who is told when the request opens: SNS topic ARNs, https webhook URLs or "
+        "slack: channels and people, who can decide there (default RIPOSTE_APPROVAL_NOTIFY).",
     )
     reason: str = Field(default="", description="Why a human must look at this step.")
     covers: list[StepId] = Field(
@@ -151,6 +167,17 @@ class Approval(SpecModel):
         ):
             raise ValueError("escalate_after must be shorter than expires_in")
         return self
+
+
+class OnFailure(SpecModel):
+    """Who is told when a run of the playbook fails or is cancelled."""
+
+    notify: list[NotifyTarget] = Field(
+        min_length=1,
+        description="SNS topic ARNs, webhook URLs or slack: channels told what failed (the "
+        "step, its error), what the run had done and what is left undone "
+        "(default RIPOSTE_FAILURE_NOTIFY).",
+    )
 
 
 class Step(SpecModel):
@@ -285,6 +312,11 @@ class Playbook(SpecModel):
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="Initial ``vars`` values.")
     steps: list[Step] = Field(min_length=1)
+    on_failure: OnFailure | None = Field(
+        default=None,
+        description="Who is told when a run fails or is cancelled; none: "
+        "RIPOSTE_FAILURE_NOTIFY, else whoever its approvals were sent to.",
+    )
 
     def step(self, step_id: str) -> Step:
         """Return the step called ``step_id``."""

@@ -23,8 +23,12 @@ from engine.audit_checkpoints import Checkpointer
 from engine.driver import RunDriver
 from engine.liveness import Backoff, Heartbeat, database_unreachable, silence
 from engine.metrics import LEASE_EXPIRIES, LEASE_RENEWALS, WORKER_ERRORS
+from engine.notice_feed import NoticeFeed
 from engine.playbooks import LoadedPlaybook, parse_playbook
+from engine.slack import is_slack_target
+from engine.slack.notifier import SlackNotifier
 from engine.store import approvals, runs, triggers, workers
+from engine.store.messages import ESCALATION, REQUEST
 from engine.store.models import Run
 from engine.store.types import utcnow
 from riposte.logs import bound
@@ -86,6 +90,10 @@ class Worker:
         # Signs audit checkpoints in housekeeping; an unusable key file stops it here, at start.
         self.checkpoints = Checkpointer.from_settings(self.settings, sessions=sessions,
                                                       actor=self.worker_id)
+        # Slack messages about approvals (engine.slack), and what the audit log's events call
+        # for telling people (engine.notice_feed).
+        self.slack = SlackNotifier.from_settings(sessions, self.settings)
+        self.notice_feed = NoticeFeed(self)
 
     @property
     def stopping(self) -> bool:
@@ -203,7 +211,8 @@ class Worker:
             self.failed("heartbeat", exc)
 
     def housekeeping(self) -> None:
-        """Expire and escalate approvals (at most once a second), prune threshold events.
+        """Expire and escalate approvals (at most once a second), tell people what changed
+        (engine.notice_feed), prune threshold events.
 
         Pruning runs every ``prune_every`` seconds, or at every pass while the last one left
         events to prune. Every part is safe to run from every worker at once.
@@ -213,8 +222,8 @@ class Worker:
             return
         self._last_housekeeping = now
         worked = True
-        for part in (self._expire_approvals, self._escalate_approvals, self._prune,
-                     self.checkpoints.sign_if_due):
+        for part in (self._expire_approvals, self._escalate_approvals, self.notice_feed.follow,
+                     self._prune, self.checkpoints.sign_if_due):
             try:
                 part(now)
             except Exception as exc:
@@ -260,13 +269,20 @@ class Worker:
     ) -> None:
         """Send a notice outside any transaction, then audit who got it.
 
-        An error is logged and counted (kind ``notify``); the run is not held up by it.
+        ``slack:`` targets get the interactive message (engine.slack), kept to be edited later;
+        the others the text. An error is logged and counted (kind ``notify``); the run is not
+        held up by it.
         """
         try:
             sent, failed = notices.send(
-                targets, subject=subject, text=text, settings=self.settings,
-                run_id=notice.run_id,
+                [target for target in targets if not is_slack_target(target)],
+                subject=subject, text=text, settings=self.settings, run_id=notice.run_id,
             )
+            chat_sent, chat_failed = self.slack.post_request(
+                notice.request_id, [target for target in targets if is_slack_target(target)],
+                kind=ESCALATION if verb == "approval.escalated" else REQUEST,
+            )
+            sent, failed = sent + chat_sent, failed + chat_failed
             with self.sessions.begin() as session:
                 approvals.record_notice(
                     session=session, request_id=notice.request_id, verb=verb,

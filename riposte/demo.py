@@ -93,6 +93,7 @@ def run_demo(
             say(f"port {port} is busy; using {server.port}")
         server.start()
         say(f"API: {server.url} (OpenAPI at {server.url}/docs), one in-process worker")
+        say(console_line(server.url, tokens))
         return _story(server.url, aws_url, tokens, keep_serving=keep_serving,
                       auto_approve=auto_approve, routine=routine, say=say)
     except (ScenarioFailed, StoryFailed) as exc:
@@ -160,6 +161,18 @@ def create_demo_tokens(settings: Settings) -> DemoTokens:
     finally:
         engine.dispose()
     return DemoTokens(**made, approver_name=names["approver"])
+
+
+def console_line(url: str, tokens: DemoTokens) -> str:
+    """Where the console is and how the demo's approver signs in to it.
+
+    The token is to be pasted into the sign-in form, as anyone signs in with a token: never a
+    link carrying it (a secret in a URL stays in browser history and proxy logs), and no
+    sign-in path that exists for the demo alone. The terminal already shows the token for the
+    CLI, so the console adds no new place for it.
+    """
+    return (f"console: {url}/ui/ (sign in at {url}/ui/sign-in with the demo approver's "
+            f"token: {tokens.approver})")
 
 
 class DemoServer:
@@ -271,7 +284,7 @@ def _serve_until_interrupted(url: str, tokens: DemoTokens, say: Say) -> int:
     try:  # from the first line on: Ctrl-C may come as soon as it is printed
         say("")
         say(f"Serving on {url} until Ctrl-C (RIPOSTE_TOKEN={tokens.analyst} reads as the "
-            "analyst).")
+            f"analyst; the console is at {url}/ui/).")
         while True:
             time.sleep(0.5)
     except KeyboardInterrupt:

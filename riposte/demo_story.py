@@ -124,8 +124,11 @@ class Story:
         self.say("or reject it:")
         self.say(f"  RIPOSTE_API_URL={self.url} RIPOSTE_TOKEN={approver_token} "
                  f"riposte approvals reject {request['id']} --reason 'authorised change'")
+        self.say(f"or in the console, signed in with the approver's token: "
+                 f"{self.url}/ui/approvals/{request['id']}")
         self.say(f"Read the run: RIPOSTE_API_URL={self.url} RIPOSTE_TOKEN={self.token} "
                  f"riposte runs show {run['id']}")
+        self.say(f"  or in the console: {self.url}/ui/runs/{run['id']}")
         return request
 
     def outcome(self, run: dict[str, Any], account: Account) -> None:

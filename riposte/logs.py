@@ -59,7 +59,8 @@ class JsonFormatter(logging.Formatter):
 
 # Libraries that log requests (URLs, headers, bodies) at INFO or DEBUG: only their warnings
 # and errors are written, whatever RIPOSTE_LOG_LEVEL says.
-QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "urllib3", "botocore", "boto3", "s3transfer")
+QUIET_LIBRARIES = ("httpx", "httpcore", "hpack", "urllib3", "botocore", "boto3", "s3transfer",
+                   "slack_sdk")
 
 
 def configure(level: str = "INFO") -> None:

@@ -24,6 +24,7 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
+from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
@@ -42,6 +43,11 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 ENV_PREFIX = "RIPOSTE_"
 # Where the CloudTrail actions can read events (actions/aws/cloudtrail_sources.py reads them).
 CLOUDTRAIL_SOURCES = ("lookup_events", "s3", "ingested")
+# The roles a console sign-in can be given: engine/identities.py's ROLES, lowest first (the
+# settings do not reach up into engine/; tests/e2e/test_console_oidc.py keeps the two the same).
+Role = Literal["ingest", "responder", "admin"]
+# Hosts an OIDC issuer may be reached on over plain http: this machine only (tests, a demo).
+LOOPBACK_HOSTS = ("localhost", "127.0.0.1", "::1")
 # RIPOSTE_* variables that are not settings but are read by something else: never reported as
 # unknown. Each says who reads it.
 OTHER_VARIABLES = {
@@ -137,6 +143,23 @@ class AccountEntry(BaseModel):
         return value
 
 
+class SlackPerson(BaseModel):
+    """Who a Slack user decides as: a Riposte identity (the actor's name) and its role."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=128)
+    role: Literal["responder", "admin"]
+
+    @field_validator("name")
+    @classmethod
+    def _a_name(cls, name: str) -> str:
+        # engine/slack/people.py also refuses Riposte's reserved names (system, admin...).
+        if name != name.strip() or ":" in name or not name.isprintable():
+            raise ValueError(f"{name!r} is not a name: no ':', no blanks around, printable")
+        return name
+
+
 class Settings(BaseSettings):
     """Riposte's configuration, read from ``RIPOSTE_*`` environment variables."""
 
@@ -217,7 +240,9 @@ class Settings(BaseSettings):
     approval_notify: list[str] = Field(
         default=[],
         description="Who is told when an approval request opens, unless the playbook says: "
-        "SNS topic ARNs or Slack-compatible webhook URLs (comma-separated or a JSON list).",
+        "SNS topic ARNs, Slack-compatible webhook URLs or Slack channels and people "
+        "(slack:#channel, slack:C0123ABCD, slack:U0123ABCD: an interactive message with Approve "
+        "and Reject buttons) (comma-separated or a JSON list).",
     )
     approval_escalate_to: list[str] = Field(
         default=[],
@@ -227,6 +252,12 @@ class Settings(BaseSettings):
     public_url: str | None = Field(
         default=None,
         description="Riposte's address as approvers reach it; notifications then carry a link.",
+    )
+    failure_notify: list[str] = Field(
+        default=[],
+        description="Who is told when a run fails or is cancelled, unless its playbook says "
+        "(on_failure.notify): targets as RIPOSTE_APPROVAL_NOTIFY. Empty: the targets its "
+        "approvals were sent to, and the approval's Slack thread.",
     )
     log_level: str = Field(default="INFO", description="Log level of the JSON log lines.")
     host: str = Field(default="127.0.0.1", description="Address `riposte serve` listens on.")
@@ -310,6 +341,30 @@ class Settings(BaseSettings):
         default=None,
         description="Slack-compatible incoming-webhook URL notify.webhook posts to when a step "
         "gives none; a secret: only its host is ever shown.",
+    )
+
+    # --- Slack: interactive approvals (engine/slack, POST /v1/webhooks/slack/interactions) ----
+    slack_bot_token: SecretStr | None = Field(
+        default=None,
+        description="Bot token (xoxb-...) of Riposte's Slack app, which posts to slack: targets "
+        "(scopes chat:write, and users:read.email for people mapped by e-mail); a secret.",
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        default=None,
+        description="Signing secret of that Slack app: every request Slack sends to "
+        "/v1/webhooks/slack/interactions must be signed with it; a secret. Unset: the endpoint "
+        "refuses every request (the buttons do nothing).",
+    )
+    slack_api_url: str = Field(
+        default="https://slack.com/api/",
+        description="Base URL of Slack's Web API (another one only for tests or a proxy).",
+    )
+    slack_people: dict[str, SlackPerson] = Field(
+        default={},
+        description="Who a Slack user is to Riposte (a JSON object): Slack user id or e-mail -> "
+        '{"name": ..., "role": "responder" or "admin"}; the name is the actor of their '
+        "decisions, matched against approvers' token:<name> entries, the run's starter and "
+        "who delivered its alerts. An unmapped user's clicks are refused.",
     )
 
     # --- Enrichment: CloudTrail history and IP addresses -------------------------------------
@@ -410,6 +465,68 @@ class Settings(BaseSettings):
         "were appended since the last one.",
     )
 
+    # --- The console: sessions (api/console/sessions.py) ---------------------------------------
+    console_secret_key: SecretStr | None = Field(
+        default=None,
+        description="Key that signs the console's session cookies: 32 characters or more of "
+        "random (openssl rand -hex 32), in a secret file. Unset: each API process makes a "
+        "random key of its own, so sessions end when it restarts and are not shared between API "
+        "replicas.",
+    )
+    console_session_hours: float = Field(
+        default=8.0,
+        gt=0,
+        le=24 * 30,
+        description="How long a console sign-in lasts before the person signs in again (a "
+        "token's session also ends as soon as its token is revoked or expires).",
+    )
+
+    @field_validator("console_secret_key")
+    @classmethod
+    def _console_key_long_enough(cls, key: SecretStr | None) -> SecretStr | None:
+        # Checked here, not by Field(min_length): the message must not echo the key.
+        if key is not None and len(key.get_secret_value()) < 32:
+            raise ValueError("too short to sign sessions: give 32 characters or more of random "
+                             "(openssl rand -hex 32)")
+        return key
+
+    # --- The console: sign-in with OpenID Connect (api/console/oidc.py) ------------------------
+    oidc_issuer: str | None = Field(
+        default=None,
+        description="Issuer URL of the OpenID Connect provider people sign in to the console "
+        "with, exactly as its ID tokens' `iss` says (https; http only on localhost); its "
+        "configuration is read from {issuer}/.well-known/openid-configuration. Unset: no OIDC "
+        "sign-in.",
+    )
+    oidc_client_id: str | None = Field(
+        default=None,
+        description="Client id of Riposte's application at the provider; required with "
+        "RIPOSTE_OIDC_ISSUER. Its redirect URI is {RIPOSTE_PUBLIC_URL}/ui/sign-in/oidc/callback.",
+    )
+    oidc_client_secret: SecretStr | None = Field(
+        default=None,
+        description="Client secret of that application (a confidential client), sent to the "
+        "token endpoint; a secret. Unset: a public client, proven by PKCE alone.",
+    )
+    oidc_scopes: str = Field(
+        default="openid email profile",
+        description="Scopes asked for, separated by blanks (OAuth's own form); must hold "
+        "openid. Add the one that makes your provider send groups where it needs one "
+        "(`groups` for Okta, Dex, Authentik).",
+    )
+    oidc_groups_claim: str = Field(
+        default="groups",
+        description="Claim of the ID token (or, when the token lacks it, of the userinfo "
+        "answer) that lists the person's groups.",
+    )
+    oidc_roles: dict[str, Role] = Field(
+        default={},
+        description="Which provider group gives which Riposte role: a JSON object "
+        "({\"secops-oncall\": \"responder\", \"secops-leads\": \"admin\"}) or "
+        "group=role pairs separated by commas. A person in several groups gets the highest of "
+        "their roles (ingest < responder < admin); one in none is refused.",
+    )
+
     @field_validator("*", mode="before")
     @classmethod
     def _decode_text(cls, value: Any, info: ValidationInfo) -> Any:
@@ -422,6 +539,61 @@ class Settings(BaseSettings):
         if shape is dict:
             return decode_object(value)
         return value
+
+    # Defined after _decode_text so that it runs before it (pydantic runs a field's "before"
+    # validators last-defined first): _decode_text would read group=role pairs as bad JSON.
+    @field_validator("oidc_roles", mode="before")
+    @classmethod
+    def _group_role_pairs(cls, value: Any) -> Any:
+        if not isinstance(value, str) or value.strip().startswith("{"):
+            return value
+        roles: dict[str, str] = {}
+        for pair in value.split(","):
+            if not pair.strip():
+                continue
+            group, equals, role = pair.rpartition("=")  # a role has no "=", a group may
+            if not equals or not group.strip():
+                raise ValueError(
+                    f"{pair.strip()!r} is not group=role: write group=role pairs separated by "
+                    "commas, or a JSON object (for group names that hold a comma)")
+            if role.strip() not in get_args(Role):
+                raise ValueError(
+                    f"{pair.strip()!r}: {role.strip()!r} is not a role "
+                    f"({', '.join(get_args(Role))}); a group name that holds a comma needs the "
+                    "JSON form")
+            roles[group.strip()] = role.strip()
+        return roles
+
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _issuer_is_https(cls, issuer: str | None) -> str | None:
+        if issuer is None or not issuer.strip():
+            return None
+        issuer = issuer.strip()
+        parts = urlsplit(issuer)
+        if parts.scheme not in ("https", "http") or not parts.hostname:
+            raise ValueError(f"{issuer!r} is not an https:// URL")
+        if parts.scheme == "http" and parts.hostname not in LOOPBACK_HOSTS:
+            raise ValueError(f"{issuer!r}: an issuer is reached over https (http only on "
+                             "localhost, for tests)")
+        if parts.query or parts.fragment:
+            raise ValueError(f"{issuer!r}: an issuer has no query nor fragment")
+        return issuer
+
+    @field_validator("oidc_scopes")
+    @classmethod
+    def _scopes_hold_openid(cls, scopes: str) -> str:
+        words = scopes.replace(",", " ").split()
+        if "openid" not in words:
+            raise ValueError(f"{scopes!r} lacks openid, without which there is no ID token")
+        return " ".join(words)
+
+    @field_validator("oidc_roles")
+    @classmethod
+    def _groups_named(cls, roles: dict[str, str]) -> dict[str, str]:
+        if any(not group.strip() for group in roles):
+            raise ValueError("a group's name must not be empty")
+        return roles
 
     @field_validator("cloudtrail_sources")
     @classmethod
@@ -466,6 +638,15 @@ class Settings(BaseSettings):
             raise ValueError(f"{url_variable} carries a password and {password_variable} gives "
                              "another: leave the password out of the URL")
         self.database_url = url.set(password=password).render_as_string(hide_password=False)
+        return self
+
+    @model_validator(mode="after")
+    def _oidc_has_a_client(self) -> Settings:
+        if self.oidc_issuer is not None and not (self.oidc_client_id or "").strip():
+            raise ValueError(
+                f"{variable('oidc_issuer')} is set but {variable('oidc_client_id')} is not: set "
+                "it to the client id of Riposte's application at the provider"
+            )
         return self
 
     @model_validator(mode="after")
@@ -515,7 +696,45 @@ class Settings(BaseSettings):
                 "the trail's bucket, only steps whose `sources` name s3 do; add s3 to "
                 f"{sources} to read it"
             )
+        if serving and self.console_secret_key is None:
+            found.append(
+                f"{variable('console_secret_key')} is not set: this API process signs console "
+                "sessions with a random key of its own, so every sign-in ends when it restarts "
+                "and is refused by any other API replica; set it (openssl rand -hex 32, in a "
+                "secret file)"
+            )
+        found.extend(self._oidc_warnings(serving=serving))
+        found.extend(self._slack_warnings(serving=serving))
         return found
+
+    def _slack_warnings(self, *, serving: bool) -> list[str]:
+        if not serving or self.slack_bot_token is None:
+            return []
+        if self.slack_signing_secret is None:
+            return [f"{variable('slack_bot_token')} is set but {variable('slack_signing_secret')}"
+                    " is not: Slack messages show Approve and Reject buttons that this API "
+                    "refuses; set the signing secret of the Slack app"]
+        if not self.slack_people:
+            return [f"{variable('slack_people')} maps nobody: every decision made in Slack is "
+                    "refused; map Slack user ids or e-mails to approvers' names and roles"]
+        return []
+
+    def _oidc_warnings(self, *, serving: bool) -> list[str]:
+        issuer = variable("oidc_issuer")
+        if self.oidc_issuer is None:
+            unused = [variable(name) for name in ("oidc_client_id", "oidc_client_secret",
+                                                  "oidc_roles")
+                      if getattr(self, name)]
+            if not unused:
+                return []
+            verb = "are" if len(unused) > 1 else "is"
+            return [f"{' and '.join(unused)} {verb} set but {issuer} is not: the console offers "
+                    f"no OpenID Connect sign-in; set {issuer} to offer it"]
+        if not serving or self.oidc_roles:
+            return []
+        return [f"{issuer} is set but {variable('oidc_roles')} maps no group to a role: every "
+                "OpenID Connect sign-in is refused; map your groups, e.g. "
+                '{"secops-oncall": "responder", "secops-leads": "admin"}']
 
 
 def settings_problems(

@@ -6,24 +6,11 @@ import logging
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from sqlalchemy.orm import Session
 
 from api.deps import IdInPath, ResponderCaller, RuntimeDep, SessionDep
 from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
-from engine.replan import refuse_if_moved
-from engine.store.approvals import (
-    PENDING,
-    check_decision,
-    decide,
-    decisions,
-    get_request,
-    list_requests,
-    record_refusal,
-    remaining_deciders,
-    requests_to_decide,
-)
-from engine.store.errors import Conflict, Forbidden
-from engine.store.models import ApprovalRequest
+from engine.decisions import take_decision
+from engine.store.approvals import PENDING, get_request, list_requests, requests_to_decide
 from engine.store.rehearsals import run_modes
 from riposte.logs import bound
 
@@ -59,7 +46,7 @@ def get_approval(request_id: IdInPath, caller: ResponderCaller, session: Session
     decide and how many approvals it still needs."""
     request = get_request(session, request_id)
     with bound(run_id=request.run_id):
-        return _detailed(session, request)
+        return ApprovalOut.read(session, request)
 
 
 @router.post(
@@ -83,34 +70,12 @@ def post_decision(
     An approval first makes the plan again: if it changed, the request is superseded by one
     showing the new plan, and the answer is 409 naming it.
     """
-    try:
-        if body.decision == "approve":
-            with session.begin():
-                check_decision(session, request_id, actor=caller.name, role=caller.role,
-                               seen_plan_hash=body.plan_hash)
-            refuse_if_moved(runtime.sessions, request_id, runtime.settings, actor=caller.name)
-        with session.begin():
-            request = decide(
-                session=session,
-                request_id=request_id,
-                actor=caller.name,
-                role=caller.role,
-                decision=body.decision,
-                reason=body.reason,
-                seen_plan_hash=body.plan_hash,
-            )
-    except (Forbidden, Conflict) as refused:
-        with session.begin():
-            record_refusal(session=session, request_id=request_id, actor=caller.name,
-                           reason=f"{body.decision}: {refused}")
-        raise
+    request = take_decision(
+        session=session, sessions=runtime.sessions, settings=runtime.settings,
+        request_id=request_id, actor=caller.name, role=caller.role, decision=body.decision,
+        reason=body.reason, plan_hash=body.plan_hash,
+    )
     with bound(run_id=request.run_id):
         log.info("%s decided %s on approval %s: now %s", caller.name, body.decision,
                  request_id, request.status)
-        return _detailed(session, request)
-
-
-def _detailed(session: Session, request: ApprovalRequest) -> ApprovalOut:
-    return ApprovalOut.detailed(request, decisions=decisions(session, request.id),
-                                deciders=remaining_deciders(session, request),
-                                mode=run_modes(session, [request.run_id])[request.run_id])
+        return ApprovalOut.read(session, request)

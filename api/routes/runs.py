@@ -6,7 +6,7 @@ import logging
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator
+from pydantic import AfterValidator, AwareDatetime
 
 from api.deps import (
     IdFilter,
@@ -18,7 +18,7 @@ from api.deps import (
     SessionDep,
     SettingsDep,
 )
-from api.schemas import RunIn, RunList, RunOut, RunSummary
+from api.schemas import RunIn, RunList, RunOut, RunSummary, Text
 from engine.conductor import TRANSITIONS
 from engine.rollback import start_rollback
 from engine.store.alerts import get_alert
@@ -55,11 +55,23 @@ def get_runs(
         Annotated[str, AfterValidator(_known_status)] | None, Query(description=_STATUSES)
     ] = None,
     alert_id: IdFilter = None,
+    playbook: IdFilter = None,
+    principal: Annotated[
+        Text | None,
+        Query(min_length=1, max_length=256,
+              description="Runs that see an alert whose principal's name or ARN holds this "
+              "text (any case)."),
+    ] = None,
+    since: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 "
+                                                             "with a zone).")] = None,
+    until: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
     limit: Limit = 100,
     offset: Offset = 0,
 ) -> RunList:
-    """List runs, newest first, optionally of one status or that see one alert."""
-    runs = list_runs(session, status=status, alert_id=alert_id, limit=limit, offset=offset)
+    """List runs, newest first, optionally of one status, playbook or principal, created in a
+    time span, or that see one alert."""
+    runs = list_runs(session, status=status, alert_id=alert_id, playbook=playbook,
+                     principal=principal, since=since, until=until, limit=limit, offset=offset)
     return RunList(runs=[RunSummary.of(run) for run in runs])
 
 

@@ -7,14 +7,16 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy.orm import Session
 
 from api.schemas.common import (
     RequestModel,
     ResponseModel,
     Text,
 )
-from engine.store.approvals import Deciders
+from engine.store.approvals import Deciders, decisions, remaining_deciders
 from engine.store.models import ApprovalDecision, ApprovalRequest
+from engine.store.rehearsals import run_modes
 
 
 class DecisionIn(RequestModel):
@@ -134,6 +136,13 @@ class ApprovalOut(ApprovalSummary):
             approvals_needed=deciders.approvals_needed,
             deciders=DecidersOut.of(deciders),
         )
+
+    @classmethod
+    def read(cls, session: Session, request: ApprovalRequest) -> ApprovalOut:
+        """Shape a request as ``GET /v1/approvals/{id}`` (and the console) show it."""
+        return cls.detailed(request, decisions=decisions(session, request.id),
+                            deciders=remaining_deciders(session, request),
+                            mode=run_modes(session, [request.run_id])[request.run_id])
 
 
 class ApprovalList(BaseModel):

@@ -227,6 +227,41 @@ class ApprovalDecision(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
+class ApprovalMessage(Base):
+    """A chat message posted about an approval request, kept so that it can be updated.
+
+    Every message about a request (the interactive one each slack: target got, the escalation)
+    is edited to show the outcome, and the run's outcome is posted in its thread.
+    """
+
+    __tablename__ = "approval_messages"
+    __table_args__ = (UniqueConstraint("channel", "ts"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    request_id: Mapped[str] = mapped_column(ForeignKey("approval_requests.id"), index=True)
+    target: Mapped[str] = mapped_column(String(128))  # as the playbook or settings name it
+    channel: Mapped[str] = mapped_column(String(64))  # the channel id the chat answered
+    ts: Mapped[str] = mapped_column(String(32))  # Slack's id of the message in its channel
+    kind: Mapped[str] = mapped_column(String(16))  # request, or escalation
+    shows: Mapped[str] = mapped_column(String(16))  # the request's status as the message shows it
+    posted_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class NoticeFeed(Base):
+    """How far the workers have followed the audit log for the notices its events call for.
+
+    One row (id 1). A worker holds it under a lease while it tells people (engine.notice_feed).
+    """
+
+    __tablename__ = "notice_feed"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    last_event_id: Mapped[int] = mapped_column(BigInteger)
+    owner: Mapped[str | None] = mapped_column(String(128))
+    lease_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
 class ApiToken(Base):
     """A bearer token: only its SHA-256 is stored."""
 

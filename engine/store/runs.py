@@ -142,10 +142,19 @@ def list_runs(
     *,
     status: str | None = None,
     alert_id: str | None = None,
+    playbook: str | None = None,
+    principal: str | None = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
     limit: int = 100,
     offset: int = 0,
 ) -> Sequence[Run]:
-    """Return runs, newest first, optionally filtered (``alert_id``: runs that see it)."""
+    """Return runs, newest first, optionally filtered.
+
+    ``alert_id``: runs that see that alert; ``principal``: runs that see an alert whose
+    principal's name or ARN holds this text (any case); ``since``/``until``: created in
+    [since, until).
+    """
     query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
     if status:
         query = query.where(Run.status == status)
@@ -153,7 +162,24 @@ def list_runs(
         query = query.where(
             Run.id.in_(select(RunAlert.run_id).where(RunAlert.alert_id == alert_id))
         )
+    if playbook:
+        query = query.where(Run.playbook == playbook)
+    if principal:
+        wanted = f"%{_like_escaped(principal.lower())}%"
+        named = or_(*(func.lower(Alert.principal[key].as_string()).like(wanted, escape="\\")
+                      for key in ("name", "arn")))
+        query = query.where(Run.id.in_(
+            select(RunAlert.run_id).join(Alert, Alert.id == RunAlert.alert_id).where(named)
+        ))
+    if since is not None:
+        query = query.where(Run.created_at >= since)
+    if until is not None:
+        query = query.where(Run.created_at < until)
     return session.execute(query).scalars().all()
+
+
+def _like_escaped(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def count_by_status(session: Session) -> dict[str, int]:

@@ -56,11 +56,20 @@ def authenticate(session: Session, token: str) -> ApiToken | None:
     row = session.execute(
         select(ApiToken).where(ApiToken.token_hash == token_hash(token))
     ).scalars().first()
-    if row is None or row.revoked_at is not None:
-        return None
-    if row.expires_at is not None and row.expires_at <= utcnow():
-        return None
-    return row
+    return row if row is not None and _live(row) else None
+
+
+def live_token(session: Session, name: str) -> ApiToken | None:
+    """Return the token called ``name`` while it is live (not revoked, not expired), else None.
+
+    A console session made with a token names it; each request checks it is still live.
+    """
+    row = session.execute(select(ApiToken).where(ApiToken.name == name)).scalars().first()
+    return row if row is not None and _live(row) else None
+
+
+def _live(row: ApiToken) -> bool:
+    return row.revoked_at is None and (row.expires_at is None or row.expires_at > utcnow())
 
 
 def revoke_token(*, session: Session, name: str, actor: str = "cli") -> ApiToken:

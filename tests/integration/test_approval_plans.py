@@ -174,8 +174,8 @@ def test_approvers_are_notified_with_the_plan_hash_and_how_to_decide(
     assert "approval needed for revoke (revoke-keys)" in text
     assert "iam:UpdateAccessKey" in text
     assert request.plan_hash in text
-    assert f"riposte approvals approve {request.id}" in text
-    assert f"https://riposte.example/v1/approvals/{request.id}" in text
+    assert f"riposte approvals approve {request.id} --plan-hash {request.plan_hash}" in text
+    assert f"https://riposte.example/ui/approvals/{request.id}" in text
     with sessionmaker() as session:
         notified = session.execute(
             select(AuditEvent).where(AuditEvent.verb == "approval.notified")

@@ -726,9 +726,13 @@ def test_serve_alone_warns_that_no_sns_topic_is_allowed(sqlite_url: str, command
 
 
 def _start_up_warnings(command: str, database_url: str, **env: str) -> list[tuple[str, str]]:
-    """Start ``riposte serve`` or ``worker``; return the settings warnings it logged."""
+    """Start ``riposte serve`` or ``worker``; return the settings warnings it logged.
+
+    The console has its session key (its absence is a warning of its own, test_settings).
+    """
     arguments = {"serve": ["serve", "--workers", "0", "--port", str(free_port())],
                  "worker": ["worker", "--id", "warned-worker"]}[command]
+    env = {"RIPOSTE_CONSOLE_SECRET_KEY": "k" * 40, **env}
     process = subprocess.Popen(
         [sys.executable, "-m", "riposte", *arguments],
         cwd=ROOT, env=cli_env(database_url, **env),

@@ -242,7 +242,8 @@ def test_the_readme_makes_every_secret_file_the_compose_file_mounts(
         path = Path(secret["file"])
         assert path.is_file(), f"secret {name}: README makes no {path.name}"
         assert stat.S_IMODE(path.stat().st_mode) == 0o644, name  # the containers' users read it
-    for name in ("postgres_password", "riposte_app_password", "riposte_responder_external_id"):
+    for name in ("postgres_password", "riposte_app_password", "riposte_responder_external_id",
+                 "riposte_console_secret_key"):
         assert len((secrets / name).read_text().strip()) == 64, name  # 32 random bytes, hex
     load_private_key(secrets / "audit_signing_key.pem")
     load_public_key(project / "audit_signing_key.pub")
@@ -281,6 +282,9 @@ def test_the_api_and_the_workers_read_their_secrets_from_files(
         assert settings.responder_external_id.get_secret_value() == external_id
         # Empty in README's step 1: no basic auth (the hub's subscription sends none), no webhook.
         assert settings.sns_basic_auth is None and settings.notify_webhook_url is None
+    # The console's sessions are signed with a key of the deployment's, not one per process.
+    assert api.console_secret_key is not None
+    assert "riposte_console_secret_key" not in mounted_secrets(services["worker"])
     assert api.warnings(serving=True) == []
     assert worker.warnings() == []
     assert worker.audit_signing_key is not None
@@ -348,7 +352,9 @@ def test_the_env_example_sets_no_secret_and_reads_as_settings_without_warnings(
 
     assert not {variable(name) for name in SECRET_SETTINGS | {"database_password"}} & set(
         set_here)
-    assert settings.warnings(serving=True) == []
+    # But the console's key, which only a secret file gives (the api service's: tested above).
+    assert [warning for warning in settings.warnings(serving=True)
+            if not warning.startswith(variable("console_secret_key"))] == []
     assert set_here["RIPOSTE_VERSION"] == VERSION
     assert settings.public_url == f"https://{set_here['RIPOSTE_PUBLIC_HOST']}"
     # The hub stack names its alarm topic after the stack: riposte-hub-alarms.

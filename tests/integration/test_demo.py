@@ -50,6 +50,11 @@ def test_the_demo_tells_the_attack_investigation_approval_containment_and_audit(
     assert "Traceback" not in out + result.stderr
     assert f"port {taken} is busy; using " in out
     port = int(re.search(r"API: http://127\.0\.0\.1:(\d+)", out)[1])  # type: ignore[index]
+    # The console, and the approver's token to paste into its sign-in form (never in a URL).
+    approver = re.search(  # type: ignore[index]
+        rf"console: http://127\.0\.0\.1:{port}/ui/ \(sign in at http://127\.0\.0\.1:{port}"
+        r"/ui/sign-in with the demo approver's token: (rip_\S+)\)", out)[1]
+    assert not re.search(r"/ui/\S*rip_", out)
     assert re.search(r"local AWS: moto at http://127\.0\.0\.1:\d+ ", out)
 
     # The account, then the attack as it happens.
@@ -77,6 +82,9 @@ def test_the_demo_tells_the_attack_investigation_approval_containment_and_audit(
         out,
     )
     assert "--auto-approve: approving as demo-approver-" in out
+    assert f"RIPOSTE_TOKEN={approver} riposte approvals approve {request_id}" in out
+    assert (f"in the console, signed in with the approver's token: http://127.0.0.1:{port}"
+            f"/ui/approvals/{request_id}") in out
 
     # The containment, the relaunched fleet (old id -> new id) and the audit chain.
     outcome = out.split("== Outcome")[1]
@@ -139,6 +147,9 @@ def test_the_demo_serves_until_ctrl_c_on_a_fresh_database_of_its_own(tmp_path: P
             demo.wait()
     assert demo.returncode == 0, out + rest + errors
     assert "stopping" in rest
+    assert re.search(r"console: http://127\.0\.0\.1:\d+/ui/ \(sign in at ", out)
+    assert re.search(r"Serving on (http://127\.0\.0\.1:\d+) until Ctrl-C .*the console is "
+                     r"at \1/ui/\)", out)
     assert "database: sqlite:///demo/riposte-demo.db" in out
     # The planned decommission: investigated, noted, nothing asked and nothing contained.
     assert re.search(r"verdict: not unusual, severity (INFORMATIONAL|LOW)", out)

@@ -217,6 +217,8 @@ def test_a_bucket_read_by_the_s3_source_is_no_warning(env: pytest.MonkeyPatch) -
 def test_serving_with_no_sns_topic_allowed_is_a_warning_naming_the_variable(
     env: pytest.MonkeyPatch,
 ) -> None:
+    env.setenv("RIPOSTE_CONSOLE_SECRET_KEY", "k" * 64)
+
     [warning] = read_settings().warnings(serving=True)
 
     assert warning.startswith(
@@ -229,8 +231,30 @@ def test_serving_with_no_sns_topic_allowed_is_a_warning_naming_the_variable(
 
 def test_serving_with_sns_topics_allowed_is_no_warning(env: pytest.MonkeyPatch) -> None:
     env.setenv("RIPOSTE_SNS_TOPICS", "arn:aws:sns:*:123456789012:riposte-*")
+    env.setenv("RIPOSTE_CONSOLE_SECRET_KEY", "k" * 64)
 
     assert read_settings().warnings(serving=True) == []
+
+
+def test_serving_without_a_console_key_is_a_warning_that_sessions_die_with_the_process(
+    env: pytest.MonkeyPatch,
+) -> None:
+    env.setenv("RIPOSTE_SNS_TOPICS", "arn:aws:sns:*:123456789012:riposte-*")
+
+    [warning] = read_settings().warnings(serving=True)
+
+    assert warning.startswith("RIPOSTE_CONSOLE_SECRET_KEY is not set: this API process signs "
+                              "console sessions with a random key of its own")
+    assert read_settings().warnings() == []  # the workers have no console
+
+
+def test_a_console_key_too_short_to_sign_is_refused_without_being_shown(
+    env: pytest.MonkeyPatch,
+) -> None:
+    message = problem(env, RIPOSTE_CONSOLE_SECRET_KEY="hunter2-hunter2")
+
+    assert message.startswith("invalid settings: RIPOSTE_CONSOLE_SECRET_KEY: too short")
+    assert "hunter2" not in message
 
 
 def test_the_sns_age_limit_is_positive_seconds(env: pytest.MonkeyPatch) -> None:
