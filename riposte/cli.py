@@ -283,9 +283,6 @@ def plan(
         typer.echo(f"warning: {warning}", err=True)
     loaded = _playbook_argument(playbook)
     alert = _alert_argument(alert_file)
-    # Each step's output is printed below; the actions' own log lines would only repeat it.
-    logging.getLogger("riposte.action").addHandler(logging.NullHandler())
-    logging.getLogger("riposte.action").propagate = False
     spec = loaded.spec
     typer.echo(f"dry run of playbook {spec.name!r} ({loaded.file}) against alert {alert.title!r}")
     typer.echo(
@@ -296,7 +293,15 @@ def plan(
         typer.echo("  note: the playbook has no trigger; only a responder can start it")
     elif not trigger_matches(spec.trigger, alert, is_production=settings.is_production):
         typer.echo("  note: the trigger does not match this alert; it would not start this run")
-    steps = rehearse(loaded, alert)
+    # Each step's output is printed below; the actions' own log lines would only repeat it.
+    actions_log = logging.getLogger("riposte.action")
+    if not actions_log.handlers:  # nor Python's last resort, on stderr
+        actions_log.addHandler(logging.NullHandler())
+    actions_log.propagate = False
+    try:
+        steps = rehearse(loaded, alert)
+    finally:  # as it was: in a process that goes on (a test's), the actions log again
+        actions_log.propagate = True
     for number, step in enumerate(steps, 1):
         _print_rehearsed(number, step)
     reached = {s.id for s in steps}

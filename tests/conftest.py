@@ -69,6 +69,14 @@ ONE_BACKEND = {
     "test_alerts.py": "sqlite",
     "test_runs_outcome.py": "sqlite",
     "test_tokens_api.py": "sqlite",
+    "test_burst_pace.py": "postgres",
+    **dict.fromkeys((
+        "test_approvals.py", "test_approval_identities.py", "test_runs.py", "test_auth.py",
+        "test_correlation.py", "test_large_deliveries.py", "test_threshold.py",
+        "test_rehearsals.py", "test_errors.py", "test_webhooks_fuzz.py", "test_playbooks.py",
+        "test_observability.py", "test_health.py", "test_deploy_guide.py", "test_security.py",
+        "test_runs_investigation.py", "test_console_pages.py", "test_console_approvals.py",
+    ), "sqlite"),
 }
 
 
