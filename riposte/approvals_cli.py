@@ -263,7 +263,7 @@ def _api_message(response: httpx.Response) -> str:
 
 
 def _fail(message: str) -> NoReturn:
-    from riposte.cli import fail
+    from riposte.terminal import fail
 
     fail(message)
 

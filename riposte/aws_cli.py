@@ -12,11 +12,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 from riposte.settings import Settings
+from riposte.terminal import fail, valid_playbooks
 
 if TYPE_CHECKING:
     from engine.spec import Playbook
@@ -109,7 +110,7 @@ def _print(
     try:
         template = build(wiring, books, settings)
     except ValueError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for note in wiring.notes:
         typer.echo(f"note: {note}", err=True)
     header = "\n".join([
@@ -121,15 +122,7 @@ def _print(
 
 
 def _loaded(paths: list[Path] | None, settings: Settings) -> list[Playbook]:
-    from engine.playbooks import load_all, playbook_files
-
-    targets = paths or [settings.playbook_dir]
-    if not playbook_files(targets):
-        _fail(f"no *.yml or *.yaml playbook in {', '.join(str(p) for p in targets)}")
-    loaded, problems = load_all(targets)
-    if problems:
-        _fail("; ".join(str(problem) for problem in problems) + " (see `riposte validate`)")
-    return [book.spec for book in loaded.values()]
+    return [book.spec for book in valid_playbooks(paths or [settings.playbook_dir])]
 
 
 def _settings() -> Settings:
@@ -138,9 +131,4 @@ def _settings() -> Settings:
     try:
         return get_settings()
     except SettingsInvalid as exc:
-        _fail(str(exc))
-
-
-def _fail(message: str) -> NoReturn:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
+        fail(str(exc))

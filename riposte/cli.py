@@ -12,7 +12,7 @@ from contextlib import contextmanager
 from datetime import timedelta
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from pydantic import ValidationError
@@ -21,6 +21,7 @@ from riposte.approvals_cli import approvals_app
 from riposte.aws_cli import aws_app
 from riposte.runs_cli import runs_app
 from riposte.settings import Settings
+from riposte.terminal import fail, valid_playbooks
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
@@ -49,12 +50,6 @@ app.add_typer(aws_app, name="aws")
 
 class UserError(Exception):
     """A failure the user can fix: printed as one line, no stack trace, exit status 1."""
-
-
-def fail(message: str) -> NoReturn:
-    """Print ``error: message`` on stderr and exit with status 1."""
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(1)
 
 
 @contextmanager
@@ -246,16 +241,10 @@ def policy(
 ) -> None:
     """Print the least-privilege IAM policy for the actions these playbooks use."""
     from actions.policy import explanation, policy_document, policy_statements
-    from engine.playbooks import load_all, playbook_files
 
     settings = load_settings()
-    targets = paths or [settings.playbook_dir]
-    if not playbook_files(targets):
-        fail(f"no *.yml or *.yaml playbook in {', '.join(str(p) for p in targets)}")
-    loaded, problems = load_all(targets)
-    if problems:
-        fail("; ".join(str(problem) for problem in problems) + " (see `riposte validate`)")
-    used = {step.action for book in loaded.values() for step in book.spec.steps}
+    loaded = valid_playbooks(paths or [settings.playbook_dir])
+    used = {step.action for book in loaded for step in book.spec.steps}
     statements = policy_statements(
         used, responder_role=settings.responder_role, partition=partition, account=account,
         passed_roles=pass_role or (), trail_bucket=settings.cloudtrail_bucket,

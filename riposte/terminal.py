@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 import typer
+
+if TYPE_CHECKING:
+    from engine.playbooks import LoadedPlaybook
 
 
 def shown(text: str) -> str:
@@ -35,3 +40,21 @@ def print_table(rows: Sequence[Sequence[str]]) -> None:
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))
                    .rstrip())
+
+
+def fail(message: str) -> NoReturn:
+    """Print ``error: message`` on stderr and exit with status 1."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(1)
+
+
+def valid_playbooks(paths: Sequence[Path]) -> list[LoadedPlaybook]:
+    """The playbooks of ``paths``, every one valid, or exit 1 saying what is wrong."""
+    from engine.playbooks import load_all, playbook_files
+
+    if not playbook_files(list(paths)):
+        fail(f"no *.yml or *.yaml playbook in {', '.join(str(p) for p in paths)}")
+    loaded, problems = load_all(list(paths))
+    if problems:
+        fail("; ".join(str(problem) for problem in problems) + " (see `riposte validate`)")
+    return list(loaded.values())
