@@ -2,8 +2,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
-# Test processes (pytest-xdist); each test file stays in one process, the longest files first
-# (tests/conftest.py LONGEST_FILES; xdist would otherwise order files by their number of tests).
+# Test processes (pytest-xdist); each test file stays in one process. xdist hands out the files
+# with the most tests first (measured: 14 min 49 s whole; with --no-loadscope-reorder and the
+# longest files first, not faster on a loaded machine).
 TEST_WORKERS ?= 3
 
 .PHONY: venv test lint demo schema bench bench-ingest bench-ingest-lock bench-burst clean
@@ -22,7 +23,7 @@ lint: venv
 	$(BIN)/mypy
 
 test: lint
-	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder $(PYTEST_ARGS)
+	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 demo: venv
 	$(BIN)/riposte demo $(DEMO_ARGS)
