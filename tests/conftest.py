@@ -43,18 +43,6 @@ BACKENDS = [
 # Collection and reporting hooks
 
 
-# The files that take longest (measured with --durations, most first). Test processes take
-# files in collection order (--dist loadfile): these start first, so none of them is left
-# running alone at the end while the other processes idle.
-LONGEST_FILES = (
-    "test_demo.py", "test_cli.py", "test_seed_scenario.py", "test_burst_shapes.py",
-    "test_burst_pace.py", "test_actions_ec2_relaunch.py", "test_webhooks_unstorable.py",
-    "test_approval_covers.py", "test_seed_rehearsal.py", "test_seed_scenario_alarm.py",
-    "test_approval_race.py", "test_approval_plans.py", "test_actions_iam_users.py",
-    "test_seed_scenario_console.py", "test_slack_approvals.py", "test_policy_enforced.py",
-)
-
-
 # Files whose tests take ``db_url`` but whose subject is not the database (HTTP shapes, the
 # engine's rules, whole scenarios): each runs on one backend, to keep the suite within CI's
 # time. What differs between the databases (locks and races, types and refused text, migrations,
@@ -87,17 +75,11 @@ def _other_backend(item: pytest.Item) -> bool:
     return kept is not None and backend is not None and backend != kept
 
 
-def _longest_first(item: pytest.Item) -> int:
-    name = item.path.name
-    return LONGEST_FILES.index(name) if name in LONGEST_FILES else len(LONGEST_FILES)
-
-
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark every PostgreSQL test; deselect them all when no PostgreSQL server is configured.
 
-    The longest files go first (a stable sort: each file's tests keep their order).
+    Files in ``ONE_BACKEND`` keep the variants of their one backend.
     """
-    items.sort(key=_longest_first)
     other = [item for item in items if _other_backend(item)]
     if other:
         config.hook.pytest_deselected(items=other)
