@@ -64,6 +64,13 @@ def moto_endpoint() -> Iterator[str]:
         process.wait(timeout=10)
 
 
+def reset_moto(url: str) -> None:
+    """Empty the emulator. A reset waits for the requests moto is still serving (a live server's
+    worker from the previous test may be mid-step), and the CI machine's two cores are shared by
+    three test processes: the generous timeout is not a performance limit, only a hang guard."""
+    httpx.post(f"{url}/moto-api/reset", timeout=120).raise_for_status()
+
+
 @dataclass
 class Acted:
     """One action carried out by ``AwsSandbox.act``: its output and the calls it made."""
@@ -166,7 +173,7 @@ def mutations_of(acted: Acted) -> list[tuple[str, dict[str, Any]]]:
 @pytest.fixture
 def aws(moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[AwsSandbox]:
     """A freshly reset emulator, with Riposte's settings and credentials pointed at it."""
-    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    reset_moto(moto_endpoint)
     for key, value in {
         "AWS_ACCESS_KEY_ID": "testing",
         "AWS_SECRET_ACCESS_KEY": "testing",

@@ -25,7 +25,7 @@ from engine.store.types import settle_clock
 from riposte.demo import DemoTokens, create_demo_tokens, demo_overrides, with_local_aws
 from riposte.demo_scenario import USER, Account, play, seed_account
 from riposte.settings import Settings
-from tests.aws_sandbox import AwsSandbox
+from tests.aws_sandbox import AwsSandbox, reset_moto
 from tests.browser.console_browser import ConsoleBrowser
 from tests.e2e.test_seed_scenario import (
     PLAYBOOKS,
@@ -75,7 +75,7 @@ def attack(moto_endpoint: str, _sqlite_template: Path,
     """Seed the account, serve Riposte as the demo does, play the attack; yield once its run
     waits for approval. The settle clock moves past the playbook's settle (``at_most``)
     instead of the test waiting for the burst's quiet minute."""
-    httpx.post(f"{moto_endpoint}/moto-api/reset", timeout=10).raise_for_status()
+    reset_moto(moto_endpoint)
     database = tmp_path_factory.mktemp("seed-console") / "riposte.db"
     shutil.copyfile(_sqlite_template, database)
     settings = with_local_aws(
