@@ -17,7 +17,7 @@ from pydantic import Field, SecretStr
 
 from actions.base import Action, ActionContext, ActionError, ActionInput, PlannedCall
 from actions.registry import register
-from riposte.logs import keep_secret
+from core.logs import keep_secret
 
 SUMMARY_LIMIT = 3000  # a summary is meant to be read at a glance
 FIELD_LIMIT = 200  # one alert value (a title, an ARN) in the summary

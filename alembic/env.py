@@ -7,9 +7,9 @@ from logging.config import fileConfig
 # Spelled this way so isort does not mistake the installed alembic for this alembic/ folder.
 import alembic.context as context
 
+from core.settings import get_settings
 from engine.store.db import make_engine
 from engine.store.models import Base
-from riposte.settings import get_settings
 
 config = context.config
 # Only the alembic command line configures logging; `riposte db upgrade` and the tests keep theirs

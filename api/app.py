@@ -19,6 +19,8 @@ from api.console import mount as console
 from api.deps import Runtime
 from api.limits import BodyLimitMiddleware
 from api.routes import ROUTERS
+from core.logs import access_log
+from core.settings import Settings, get_settings
 from engine import wakeup
 from engine.library import PlaybookLibrary
 from engine.liveness import InProcessWorker, UnattendedWatch
@@ -29,8 +31,6 @@ from engine.store.approvals import count_pending
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.runs import count_by_status
 from engine.worker import Worker, default_worker_id
-from riposte.logs import access_log
-from riposte.settings import Settings, get_settings
 
 log = logging.getLogger("riposte.api")
 

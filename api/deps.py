@@ -35,12 +35,12 @@ from api import refusals
 from api.errors import ApiError
 from api.refusals import RefusalLedger
 from api.schemas import Text
+from core.settings import Settings
 from engine import audit
 from engine.library import PlaybookLibrary
 from engine.sns import CertificateStore, ConfirmSubscription
 from engine.store import tokens
 from engine.store.types import utcnow
-from riposte.settings import Settings
 
 
 @dataclass(frozen=True)

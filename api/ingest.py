@@ -15,11 +15,11 @@ from sqlalchemy.orm import Session
 
 from api.deps import BodyDigest, Runtime
 from api.errors import ApiError, unavailable
+from core.logs import bound
+from core.settings import variable
 from engine.alerts import NormalizedAlert
 from engine.metrics import ALERTS_RECEIVED
 from engine.store.alerts import IngestResult, ingest_delivery
-from riposte.logs import bound
-from riposte.settings import variable
 
 log = logging.getLogger("riposte.api")
 

@@ -36,6 +36,7 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from core.settings import Settings
 from engine.store import migrate
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import AuditEvent, StepRecord
@@ -43,7 +44,6 @@ from riposte.demo import DemoServer, create_demo_tokens, demo_overrides, with_lo
 from riposte.demo_aws import LocalAws
 from riposte.demo_scenario import FAILED_SIGN_INS, REGION, seed_account
 from riposte.demo_trail import console_sign_in, eventbridge_event, terminate_instances
-from riposte.settings import Settings
 
 PLAYBOOKS = Path(__file__).resolve().parents[1] / "playbooks"
 PLAYBOOK = "mass-instance-termination"

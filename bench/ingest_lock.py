@@ -51,10 +51,10 @@ from bench.ingest import (  # noqa: E402
     scratch_databases,
     server,
 )
+from core.settings import Settings  # noqa: E402
 from engine import audit  # noqa: E402
 from engine.store.alerts import ALERTS_PER_TRANSACTION  # noqa: E402
 from engine.store.db import make_engine, make_sessionmaker  # noqa: E402
-from riposte.settings import Settings  # noqa: E402
 
 DEFAULT_URL = "postgresql+psycopg://root@127.0.0.1:5432/postgres"
 DEFAULT_EVENTS = Settings.model_fields["max_events_per_delivery"].default

@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from actions import registry
 from actions.base import ActionContext, ActionError, RunEnv
 from actions.notify import plain
+from core.settings import Settings
 from engine.modes import DRY_RUN, rehearsal_mark
 from engine.store.models import ApprovalRequest, Run
-from riposte.settings import Settings
 
 log = logging.getLogger("riposte.approvals")
 MAX_CALLS_SHOWN = 15

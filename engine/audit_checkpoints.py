@@ -20,6 +20,7 @@ from sqlalchemy import Connection, Table, select
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings, SettingsInvalid, variable
 from engine import audit
 from engine.audit_signing import (
     CHECKPOINT_VERB,
@@ -33,7 +34,6 @@ from engine.audit_signing import (
 )
 from engine.store.models import AuditChain, AuditEvent
 from engine.store.types import utcnow
-from riposte.settings import Settings, SettingsInvalid, variable
 
 log = logging.getLogger("riposte.audit")
 _EVENTS = cast(Table, AuditEvent.__table__)

@@ -12,11 +12,11 @@ from typing import Literal
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from engine.replan import refuse_if_moved
 from engine.store.approvals import check_decision, decide, record_refusal
 from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest
-from riposte.settings import Settings
 
 Decision = Literal["approve", "reject"]
 

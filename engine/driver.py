@@ -16,6 +16,8 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from actions import registry
 from actions.base import ActionError, RunEnv
+from core.logs import bound
+from core.settings import Settings
 from engine import approval_notices as notices
 from engine import approved, conductor, plans, runner
 from engine.alerts import template_view
@@ -26,8 +28,6 @@ from engine.store import approvals, runs
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.models import Run
 from engine.templates import TemplateFailure
-from riposte.logs import bound
-from riposte.settings import Settings
 
 log = logging.getLogger("riposte.worker")
 

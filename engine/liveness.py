@@ -20,10 +20,10 @@ from sqlalchemy.exc import DBAPIError, DisconnectionError, InterfaceError, Opera
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.logs import bound
 from engine.metrics import UNATTENDED_RUNS
 from engine.store import workers
 from engine.store.types import utcnow
-from riposte.logs import bound
 
 log = logging.getLogger("riposte.worker")
 

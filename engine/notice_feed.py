@@ -27,6 +27,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from engine import approval_notices as notices
 from engine import audit
 from engine.alerts import template_view
@@ -41,7 +42,6 @@ from engine.store.approvals import PENDING, get_request
 from engine.store.messages import messages_of_run
 from engine.store.models import Run
 from engine.store.runs import get_run
-from riposte.settings import Settings
 
 log = logging.getLogger("riposte.notices")
 

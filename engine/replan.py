@@ -7,13 +7,13 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.base import ActionError, RunEnv
+from core.settings import Settings
 from engine import plans
 from engine.alerts import template_view
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.approvals import get_request, supersede
 from engine.store.errors import Conflict
 from engine.store.runs import get_run
-from riposte.settings import Settings
 
 
 def fresh_plan(

@@ -17,13 +17,13 @@ from sqlalchemy.orm import Session
 
 from actions import registry
 from actions.notify import plain
+from core.settings import Settings
 from engine import conductor
 from engine.alerts import template_view
 from engine.modes import rehearsal_mark
 from engine.playbooks import LoadedPlaybook
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.runs import get_run
-from riposte.settings import Settings
 
 LISTED = 15  # steps, or things left undone, listed before "and N more"
 

@@ -17,6 +17,8 @@ import time
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.logs import bound
+from core.settings import Settings, get_settings
 from engine import approval_notices as notices
 from engine import wakeup
 from engine.audit_checkpoints import Checkpointer
@@ -31,8 +33,6 @@ from engine.store import approvals, runs, triggers, workers
 from engine.store.messages import ESCALATION, REQUEST
 from engine.store.models import Run
 from engine.store.types import utcnow
-from riposte.logs import bound
-from riposte.settings import Settings, get_settings
 
 log = logging.getLogger("riposte.worker")
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from riposte.settings import Settings
+from core.settings import Settings
 from riposte.terminal import fail, valid_playbooks
 
 if TYPE_CHECKING:
@@ -126,7 +126,7 @@ def _loaded(paths: list[Path] | None, settings: Settings) -> list[Playbook]:
 
 
 def _settings() -> Settings:
-    from riposte.settings import SettingsInvalid, get_settings
+    from core.settings import SettingsInvalid, get_settings
 
     try:
         return get_settings()

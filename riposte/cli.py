@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 from pydantic import ValidationError
 
+from core.settings import Settings
 from riposte.approvals_cli import approvals_app
 from riposte.aws_cli import aws_app
 from riposte.runs_cli import runs_app
-from riposte.settings import Settings
 from riposte.terminal import fail, valid_playbooks
 
 if TYPE_CHECKING:
@@ -57,8 +57,8 @@ def user_errors() -> Iterator[None]:
     """Turn the failures a user can act on into one clear line and a non-zero exit."""
     from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 
+    from core.settings import SettingsInvalid
     from engine.store.errors import Conflict, Forbidden, NotFound
-    from riposte.settings import SettingsInvalid
 
     try:
         yield
@@ -78,7 +78,7 @@ def user_errors() -> Iterator[None]:
 
 def load_settings() -> Settings:
     """Read the settings from the environment, reporting a bad value by its variable."""
-    from riposte.settings import SettingsInvalid, get_settings
+    from core.settings import SettingsInvalid, get_settings
 
     try:
         return get_settings()
@@ -125,7 +125,7 @@ def serve(
     import uvicorn
 
     from api.app import create_app
-    from riposte.logs import configure
+    from core.logs import configure
 
     settings = load_settings()
     configure(settings.log_level)
@@ -151,9 +151,9 @@ def worker(
     Only settings it cannot use stop it, at start-up (exit 1). Any later error is logged and
     counted, and the worker goes on; a database that goes away is waited for.
     """
+    from core.logs import configure
     from engine import wakeup
     from engine.worker import Worker
-    from riposte.logs import configure
     from riposte.worker_probes import serve_probes
 
     settings = load_settings()

@@ -21,6 +21,8 @@ from typing import Any
 import httpx
 import uvicorn
 
+from core.logs import configure
+from core.settings import Settings, env_file_lines
 from engine.conductor import TERMINAL, WAITING_APPROVAL
 from engine.playbooks import load_all
 from engine.store import migrate
@@ -30,8 +32,6 @@ from riposte.demo_aws import LocalAws, LocalAwsFailed
 from riposte.demo_scenario import ACCOUNT, REGION, ScenarioFailed, play, seed_account
 from riposte.demo_scenario import SETTINGS as SCENARIO_SETTINGS
 from riposte.demo_story import Story, StoryFailed
-from riposte.logs import configure
-from riposte.settings import Settings, env_file_lines
 
 DEMO_DATABASE = Path("demo") / "riposte-demo.db"
 DEMO_PLAYBOOK = "mass-instance-termination"

@@ -28,7 +28,7 @@ import pytest
 from actions import registry
 from actions.aws.clients import AwsCall, iam_action, new_session
 from actions.base import Action, ActionContext, PlannedCall, RunEnv
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.live_server import free_port
 
 OWN_ACCOUNT = "123456789012"  # moto's default account: the one Riposte's credentials are in

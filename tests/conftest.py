@@ -24,9 +24,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 from sqlalchemy.pool import NullPool
 
+from core.settings import get_settings
 from engine.store import migrate
 from engine.store.db import make_engine, make_sessionmaker
-from riposte.settings import get_settings
 
 pytest_plugins = ["tests.aws_sandbox"]
 

@@ -34,7 +34,7 @@ from tenacity import (
 )
 
 from actions.base import ActionError
-from riposte.settings import Settings
+from core.settings import Settings
 
 # Operations that only read, by the verb their name starts with.
 READ_ONLY_VERBS = ("Describe", "Get", "List", "Lookup", "Search", "Head", "BatchGet", "Simulate")

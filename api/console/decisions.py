@@ -20,11 +20,11 @@ from api.console import views
 from api.console.access import PostedForm, Viewer, ViewerDep
 from api.console.pages import page
 from api.deps import IdInPath, RuntimeDep, SessionDep
+from core.logs import bound
 from engine.decisions import Decision, take_decision
 from engine.rollback import start_rollback
 from engine.store.approvals import SUPERSEDED, earlier_request, get_request
 from engine.store.errors import Conflict, Forbidden
-from riposte.logs import bound
 
 log = logging.getLogger("riposte.console")
 router = APIRouter(include_in_schema=False)

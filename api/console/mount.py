@@ -18,7 +18,7 @@ from api.console.csrf import CsrfRefused
 from api.console.headers import STATIC_PREFIX, ConsoleHeadersMiddleware, is_console_path
 from api.console.pages import STATIC, render
 from api.console.sessions import end_session, has_session_cookie, install_signer
-from riposte.settings import Settings
+from core.settings import Settings
 
 ROUTERS = (signin.router, oidc.router, routes.router, decisions.router)
 Handler = Callable[[Request, Exception], Any]

@@ -59,9 +59,9 @@ from api.console.sessions import (
 )
 from api.console.signin import sign_in_page
 from api.deps import Runtime, runtime_of
+from core.settings import Role, Settings, variable
 from engine import audit
 from engine.identities import DECIDING_ROLES, NAME_LIMIT
-from riposte.settings import Role, Settings, variable
 
 log = logging.getLogger("riposte.api")
 

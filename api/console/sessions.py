@@ -25,7 +25,7 @@ from fastapi import FastAPI, Request, Response
 from itsdangerous import BadData, URLSafeTimedSerializer
 
 from api.deps import Caller
-from riposte.settings import Settings
+from core.settings import Settings
 
 log = logging.getLogger("riposte.console")
 

@@ -16,9 +16,9 @@ from api.deps import (
 )
 from api.ingest import in_ingest_thread, store_delivery
 from api.schemas import AlertIn, AlertList, AlertOut, IngestOut
+from core.logs import bound
 from engine.store.alerts import get_alert, list_alerts
 from engine.store.runs import list_runs
-from riposte.logs import bound
 
 router = APIRouter(tags=["alerts"])
 

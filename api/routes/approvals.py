@@ -9,10 +9,10 @@ from fastapi import APIRouter, Query
 
 from api.deps import IdInPath, ResponderCaller, RuntimeDep, SessionDep
 from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
+from core.logs import bound
 from engine.decisions import take_decision
 from engine.store.approvals import PENDING, get_request, list_requests, requests_to_decide
 from engine.store.rehearsals import run_modes
-from riposte.logs import bound
 
 log = logging.getLogger("riposte.api")
 router = APIRouter(prefix="/v1/approvals", tags=["approvals"])

@@ -19,6 +19,7 @@ from api.deps import (
     SettingsDep,
 )
 from api.schemas import RunIn, RunList, RunOut, RunSummary, Text
+from core.logs import bound
 from engine.conductor import TRANSITIONS
 from engine.rollback import start_rollback
 from engine.store.alerts import get_alert
@@ -32,7 +33,6 @@ from engine.store.runs import (
     queue_run,
     run_alert_ids,
 )
-from riposte.logs import bound
 
 log = logging.getLogger("riposte.api")
 router = APIRouter(prefix="/v1/runs", tags=["runs"])

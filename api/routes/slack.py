@@ -21,8 +21,8 @@ from slack_sdk.signature import SignatureVerifier
 from api import refusals
 from api.deps import refused, runtime_of
 from api.errors import ApiError
+from core.settings import variable
 from engine.slack.interactions import SlackInteractions
-from riposte.settings import variable
 
 log = logging.getLogger("riposte.api")
 router = APIRouter(prefix="/v1/webhooks/slack", tags=["webhooks"])

@@ -5,13 +5,13 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from core.settings import Settings
 from engine import plans
 from engine.alerts import template_view
 from engine.slack.blocks import Decided, RequestCard
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.approvals import SUPERSEDED, decisions, get_request
 from engine.store.models import ApprovalRequest, Run
-from riposte.settings import Settings
 
 
 def console_link(settings: Settings, request_id: str) -> str | None:

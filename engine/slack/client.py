@@ -18,8 +18,8 @@ from slack_sdk.http_retry.builtin_handlers import (
     RateLimitErrorRetryHandler,
 )
 
-from riposte.logs import keep_secret
-from riposte.settings import Settings
+from core.logs import keep_secret
+from core.settings import Settings
 
 log = logging.getLogger("riposte.slack")
 

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.notify import slack_escape
+from core.settings import Settings, variable
 from engine import audit
 from engine.decisions import Decision, take_decision
 from engine.replan import refuse_if_moved
@@ -50,7 +51,6 @@ from engine.store.approvals import (
 )
 from engine.store.errors import Conflict, Forbidden, NotFound
 from engine.store.models import Run
-from riposte.settings import Settings, variable
 
 log = logging.getLogger("riposte.slack")
 

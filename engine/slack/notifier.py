@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from sqlalchemy.orm import Session, sessionmaker
 
 from actions.notify import plain, slack_text
+from core.settings import Settings, variable
 from engine.slack import channel_of
 from engine.slack.blocks import RequestCard, request_message, text_blocks
 from engine.slack.cards import read_card
@@ -32,7 +33,6 @@ from engine.store.messages import (
 )
 from engine.store.models import ApprovalMessage
 from engine.store.types import utcnow
-from riposte.settings import Settings, variable
 
 log = logging.getLogger("riposte.slack")
 

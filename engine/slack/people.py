@@ -13,8 +13,8 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from core.settings import SettingsInvalid, SlackPerson, variable
 from engine.identities import token_name_problem
-from riposte.settings import SettingsInvalid, SlackPerson, variable
 
 
 @dataclass(frozen=True)

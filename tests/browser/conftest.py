@@ -19,8 +19,8 @@ import pytest
 from selenium.webdriver.chrome.webdriver import WebDriver
 
 from api.app import create_app
+from core.settings import Settings
 from riposte.demo_aws import LocalAws
-from riposte.settings import Settings
 from tests.aws_sandbox import REGION
 from tests.browser.console_browser import (
     ARTIFACTS,

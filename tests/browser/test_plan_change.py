@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.browser.conftest import Api
 from tests.browser.console_browser import ConsoleBrowser

@@ -21,10 +21,10 @@ import httpx
 import pytest
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.types import settle_clock
 from riposte.demo import DemoTokens, create_demo_tokens, demo_overrides, with_local_aws
 from riposte.demo_scenario import USER, Account, play, seed_account
-from riposte.settings import Settings
 from tests.aws_sandbox import AwsSandbox, reset_moto
 from tests.browser.console_browser import ConsoleBrowser
 from tests.e2e.test_seed_scenario import (

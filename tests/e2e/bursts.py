@@ -30,11 +30,11 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.types import settle_clock
 from engine.worker import Worker
 from riposte.demo_scenario import FAILED_SIGN_INS, Account
 from riposte.demo_trail import console_sign_in, eventbridge_event, terminate_instances
-from riposte.settings import Settings
 from tests.aws_sandbox import AwsSandbox
 from tests.e2e.test_seed_scenario import replacements, user_state
 

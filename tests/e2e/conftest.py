@@ -19,10 +19,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.models import ApiToken
 from engine.store.tokens import create_token
 from engine.store.types import utcnow
-from riposte.settings import Settings
 
 with warnings.catch_warnings():
     # Starlette prefers httpx2 and warns when it falls back to httpx; both drive the app alike.

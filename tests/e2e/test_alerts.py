@@ -13,7 +13,7 @@ from sqlalchemy.pool import NullPool
 from starlette.types import Message
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

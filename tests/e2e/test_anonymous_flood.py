@@ -17,8 +17,8 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.models import AuditEvent, Delivery
-from riposte.settings import Settings
 from tests.e2e.conftest import TestClient
 
 if TYPE_CHECKING:

@@ -25,7 +25,7 @@ from engine.store.tokens import token_hash
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
 
-    from riposte.settings import Settings
+    from core.settings import Settings
     from tests.e2e.conftest import MakeClient, PostAlert, Tokens, WaitForRun
 
 CONTAIN = """\

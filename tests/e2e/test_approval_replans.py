@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 
 if TYPE_CHECKING:

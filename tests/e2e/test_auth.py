@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.models import AuditEvent
 from engine.store.tokens import create_token, revoke_token
 from engine.store.types import utcnow
-from riposte.settings import Settings
 from tests.e2e.conftest import TestClient
 
 if TYPE_CHECKING:

@@ -22,8 +22,8 @@ import pytest
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
+from core.settings import Settings
 from riposte.demo_scenario import USER, seed_account
-from riposte.settings import Settings
 from tests.aws_sandbox import AwsSandbox
 from tests.e2e.bursts import (
     AT_MOST,

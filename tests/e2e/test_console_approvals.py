@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.e2e.conftest import PostAlert, Tokens, WaitForRun
 from tests.e2e.console_client import Element, console_client, page, signed_in

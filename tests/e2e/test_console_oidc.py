@@ -26,8 +26,8 @@ from api.console.oidc import FLOW_COOKIE
 from api.console.sessions import COOKIE as SESSION_COOKIE
 from api.console.sessions import SECURE_COOKIE as SECURE_SESSION_COOKIE
 from api.console.sessions import ConsoleIdentity, ConsoleSession, SessionSigner
+from core.settings import Role, Settings, SettingsInvalid, read_settings
 from engine.identities import ROLES
-from riposte.settings import Role, Settings, SettingsInvalid, read_settings
 from tests.e2e.conftest import Tokens
 from tests.live_server import free_port, serving
 from tests.oidc_provider import LocalProvider, serving_provider

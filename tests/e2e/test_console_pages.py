@@ -16,9 +16,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.models import Run
 from engine.store.types import utcnow
-from riposte.settings import Settings
 from tests.e2e.conftest import PostAlert, Tokens, WaitForRun
 from tests.e2e.console_client import console_client, page, signed_in
 

@@ -16,8 +16,8 @@ from fastapi.testclient import TestClient
 from itsdangerous import TimestampSigner, URLSafeTimedSerializer
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.models import AuditEvent
-from riposte.settings import Settings
 from tests.e2e.conftest import Tokens
 from tests.e2e.console_client import CONSOLE_CSP, console_client, page, sign_in, signed_in
 

@@ -19,9 +19,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine import audit
 from engine.store.models import Alert, AuditEvent, Delivery, Run
-from riposte.settings import Settings
 from tests.e2e.conftest import Tokens
 from tests.live_server import serving
 

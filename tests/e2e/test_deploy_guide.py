@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 import pytest
 from typer.testing import CliRunner
 
+from core.settings import Settings
 from riposte.cli import app
-from riposte.settings import Settings
 from tests.deploy_guide import (
     compose_run_arguments,
     curl_body,

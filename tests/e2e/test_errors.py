@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from riposte.settings import Settings
+from core.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -13,7 +13,7 @@ import pytest
 
 import api.routes.alerts
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.e2e.conftest import Tokens
 from tests.live_server import serving
 

@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import Engine, event
 from sqlalchemy.exc import OperationalError
 
+from core.settings import Settings
 from engine.store.alerts import ALERTS_PER_TRANSACTION
-from riposte.settings import Settings
 from tests.samples import load
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from sqlalchemy import update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
+from core.settings import Settings
 from engine.store.models import Run
-from riposte.settings import Settings
 from tests.e2e.test_correlation import FOLD, finding
 
 if TYPE_CHECKING:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from riposte.settings import AccountEntry, Settings
+from core.settings import AccountEntry, Settings
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -22,7 +22,7 @@ from typing import Any
 import httpx
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.aws_sandbox import AwsSandbox
 from tests.e2e.conftest import Tokens
 from tests.integration.ec2_seed import PRODUCTION, launch, seed_network

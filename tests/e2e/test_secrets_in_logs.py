@@ -23,8 +23,8 @@ import pytest
 from fastapi import FastAPI, Request
 from pydantic import SecretStr
 
-from riposte.logs import QUIET_LIBRARIES, configure
-from riposte.settings import Settings
+from core.logs import QUIET_LIBRARIES, configure
+from core.settings import Settings
 from tests.live_server import serving
 
 if TYPE_CHECKING:

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from core.settings import Settings
 from riposte.demo_scenario import USER
-from riposte.settings import Settings
 from tests.aws_sandbox import AwsSandbox
 from tests.e2e.test_seed_scenario import (
     INTACT,

@@ -24,6 +24,7 @@ from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.types import settle_clock
 from riposte.cli import app
 from riposte.demo_aws import LocalAws
@@ -38,7 +39,6 @@ from riposte.demo_scenario import (
     seed_account,
 )
 from riposte.demo_scenario import SETTINGS as SCENARIO_SETTINGS
-from riposte.settings import Settings
 from tests.aws_sandbox import AwsSandbox
 
 if TYPE_CHECKING:

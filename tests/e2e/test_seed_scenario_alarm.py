@@ -23,6 +23,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.types import settle_clock
 from riposte.demo_scenario import (
     ACCOUNT,
@@ -36,7 +37,6 @@ from riposte.demo_scenario import (
     seed_account,
 )
 from riposte.demo_trail import console_sign_in, log_files, terminate_instances
-from riposte.settings import Settings
 from tests import sns_keys
 from tests.alarm_samples import ALARM, alarm_message, alarm_notification
 from tests.aws_sandbox import AwsSandbox

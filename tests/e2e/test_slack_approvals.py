@@ -22,9 +22,9 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
 from api.app import create_app
+from core.settings import Settings, SlackPerson
 from engine.store.models import ApprovalRequest
 from engine.store.types import utcnow
-from riposte.settings import Settings, SlackPerson
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.slack_fake import (
     BOT_TOKEN,

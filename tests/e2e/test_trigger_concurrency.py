@@ -21,8 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.models import Alert, Run, RunAlert
-from riposte.settings import Settings
 from tests.e2e.conftest import Tokens
 from tests.live_server import serving
 

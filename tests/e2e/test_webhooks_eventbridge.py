@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from riposte.settings import Settings
+from core.settings import Settings
 from tests.samples import load
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests import sns_keys
 from tests.hostile_json import hostile_texts
 from tests.samples import load, names

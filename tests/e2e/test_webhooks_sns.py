@@ -18,7 +18,7 @@ import pytest
 from pydantic import SecretStr
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests import sns_keys
 from tests.samples import load
 

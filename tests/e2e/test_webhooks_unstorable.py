@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from api.app import create_app
-from riposte.settings import Settings
+from core.settings import Settings
 from tests import sns_keys
 from tests.samples import load
 

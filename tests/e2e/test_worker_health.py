@@ -16,11 +16,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 
+from core.settings import Settings
 from engine import wakeup
 from engine.store import workers
 from engine.store.types import utcnow
 from engine.worker import Worker
-from riposte.settings import Settings
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient

@@ -14,9 +14,9 @@ from pydantic import SecretStr
 
 from actions import registry
 from actions.base import ActionContext, ActionError, RunEnv
+from core.settings import Settings
 from engine.runner import execute_step
 from engine.spec import Step
-from riposte.settings import Settings
 from tests.live_server import free_port, serving
 
 ACTION = "notify.webhook"

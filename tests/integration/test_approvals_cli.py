@@ -19,9 +19,9 @@ import httpx
 import pytest
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.tokens import create_token
-from riposte.settings import Settings
 from tests.e2e.test_approvals import CONTAIN_USER
 from tests.integration.test_cli import riposte
 from tests.live_server import free_port, serving

@@ -27,6 +27,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session, sessionmaker
 from typer.testing import CliRunner
 
+from core.settings import Settings, SettingsInvalid
 from engine import audit
 from engine.audit_checkpoints import Checkpointer, write_checkpoint
 from engine.audit_export import export_log, verify_export
@@ -35,7 +36,6 @@ from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import AuditEvent
 from engine.worker import Worker
 from riposte.cli import app
-from riposte.settings import Settings, SettingsInvalid
 from tests.integration.audit_tamper import (
     append_events,
     attacker_hash,

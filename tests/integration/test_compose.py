@@ -25,9 +25,9 @@ from pydantic import SecretStr
 from sqlalchemy import make_url
 from typer.testing import CliRunner
 
+from core.settings import OTHER_VARIABLES, Settings, env_file_lines, read_settings, variable
 from engine.audit_signing import load_private_key, load_public_key
 from riposte.cli import app
-from riposte.settings import OTHER_VARIABLES, Settings, env_file_lines, read_settings, variable
 from tests.deploy_guide import shell_commands
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -14,12 +14,12 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import OperationalError
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store import db
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.migrate import upgrade
 from engine.store.models import Alert
 from engine.store.tokens import create_token
-from riposte.settings import Settings
 from tests.integration.throwaway_postgres import ThrowawayPostgres, throwaway_postgres
 from tests.live_server import serving
 

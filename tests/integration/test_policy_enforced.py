@@ -42,6 +42,7 @@ from sqlalchemy import select
 from actions import registry
 from actions.aws.clients import AwsCall, AwsClients, iam_action
 from actions.policy import least_privilege_policy
+from core.settings import Settings
 from engine.normalize.eventbridge import normalize_eventbridge
 from engine.playbooks import load_all
 from engine.store import approvals
@@ -59,7 +60,6 @@ from riposte.demo_scenario import (
     seed_account,
 )
 from riposte.demo_trail import console_sign_in, eventbridge_event, terminate_instances
-from riposte.settings import Settings
 from tests.integration.engine_helpers import drain, run_row, worker
 from tests.live_server import free_port
 from tests.policy_evaluator import Request, allowing

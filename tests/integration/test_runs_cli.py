@@ -21,9 +21,9 @@ import httpx
 import pytest
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.tokens import create_token
-from riposte.settings import Settings
 from tests.e2e.test_runs_investigation import ACCOUNTS, ALERT, INVESTIGATE, OWNER
 from tests.live_server import serving
 

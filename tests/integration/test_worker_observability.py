@@ -11,7 +11,7 @@ import pytest
 from prometheus_client import REGISTRY
 from sqlalchemy.orm import Session, sessionmaker
 
-from riposte.logs import JsonFormatter
+from core.logs import JsonFormatter
 from tests.integration.engine_helpers import drain, make_alert, queue, run_row, worker
 
 PLAYBOOK = """

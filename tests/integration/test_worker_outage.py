@@ -17,10 +17,10 @@ import pytest
 from sqlalchemy import func, select
 
 from api.app import create_app
+from core.settings import Settings
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.migrate import upgrade
 from engine.store.models import Run
-from riposte.settings import Settings
 from tests.integration.engine_helpers import queue, wait_for
 from tests.integration.throwaway_postgres import ThrowawayPostgres, throwaway_postgres
 from tests.live_server import free_port, serving

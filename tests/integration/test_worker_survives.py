@@ -26,13 +26,13 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.settings import Settings
 from engine import approval_notices, approved, plans, runner, wakeup
 from engine.store import approvals, runs, workers
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import ApprovalRequest, Run, WorkerHeartbeat
 from engine.store.types import utcnow
 from engine.worker import Worker
-from riposte.settings import Settings
 from tests.integration.engine_helpers import (
     audit_verbs,
     drain,

@@ -19,9 +19,9 @@ from pydantic import ValidationError
 
 from actions.base import ActionContext, ActionError, RunEnv
 from actions.geo.lookup import LookupIp, LookupIpInput
+from core.settings import Settings
 from engine.runner import execute_step
 from engine.spec import Step
-from riposte.settings import Settings
 
 
 def _lookup(ip: str, *, env: RunEnv | None = None, **settings: Any) -> dict[str, Any]:

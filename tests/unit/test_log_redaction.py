@@ -11,7 +11,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from riposte.logs import QUIET_LIBRARIES, REDACTED, configure, keep_secret, redact
+from core.logs import QUIET_LIBRARIES, REDACTED, configure, keep_secret, redact
 
 SIGNATURE = "0f" * 32
 

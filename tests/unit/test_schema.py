@@ -13,9 +13,9 @@ import pytest
 import yaml
 
 from actions import registry
+from core.settings import Settings
 from engine.playbooks import parse_playbook, playbook_files
 from engine.schema import playbook_schema, render_schema
-from riposte.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "playbooks" / "schema.json"

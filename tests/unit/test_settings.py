@@ -17,15 +17,15 @@ from hypothesis import strategies as st
 from sqlalchemy import make_url
 from typer.testing import CliRunner
 
-from riposte.cli import app, log_setting_warnings
-from riposte.demo import demo_overrides
-from riposte.settings import (
+from core.settings import (
     OTHER_VARIABLES,
     Settings,
     SettingsInvalid,
     env_file_lines,
     read_settings,
 )
+from riposte.cli import app, log_setting_warnings
+from riposte.demo import demo_overrides
 
 LIST_SETTINGS = [
     name for name, field in Settings.model_fields.items() if get_origin(field.annotation) is list

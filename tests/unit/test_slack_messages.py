@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings, SettingsInvalid, SlackPerson
 from engine.notice_feed import failure_targets
 from engine.playbooks import PlaybookInvalid, parse_playbook
 from engine.run_notices import RunEnding, StepDone, failure_notice
@@ -22,7 +23,6 @@ from engine.slack.blocks import (
     request_message,
 )
 from engine.slack.people import SlackPeople
-from riposte.settings import Settings, SettingsInvalid, SlackPerson
 
 NOW = datetime(2025, 3, 4, 10, 0, tzinfo=UTC)
 HOSTILE = "<!channel> <https://evil.example|click here> &amp;\nStatus: all clear"

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from core.settings import Settings
 from engine.alerts import NormalizedAlert, trigger_matches
 from engine.spec import Trigger
 from engine.triggers import (
@@ -22,7 +23,6 @@ from engine.triggers import (
     field_value,
     threshold_group,
 )
-from riposte.settings import Settings
 
 T0 = datetime(2020, 11, 6, 3, 21, 39, tzinfo=UTC)
 FIVE_MINUTES = timedelta(minutes=5)

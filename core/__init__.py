@@ -1,0 +1,1 @@
+"""The ground floor every package imports: settings and logging."""
