@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # longest files first, not faster on a loaded machine).
 TEST_WORKERS ?= 3
 
-.PHONY: venv test lint demo schema bench bench-ingest bench-ingest-lock bench-burst clean
+.PHONY: venv test lint demo schema replay-record bench bench-ingest bench-ingest-lock bench-burst clean
 
 venv: $(VENV)/.installed
 
@@ -21,6 +21,7 @@ $(VENV)/.installed: pyproject.toml
 lint: venv
 	$(BIN)/ruff check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
@@ -30,6 +31,10 @@ demo: venv
 
 schema: venv
 	$(BIN)/riposte schema > playbooks/schema.json
+
+# Re-record tests/replay (seed events, cassettes, expected report) against a local moto server.
+replay-record: venv
+	$(BIN)/python -m tests.replay.record
 
 bench: venv
 	$(BIN)/python bench/engine.py

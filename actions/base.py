@@ -11,13 +11,25 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from actions.aws.clients import AwsClients, ClientHook
+from actions.errors import ActionError
 from core.settings import Settings, get_settings
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session, sessionmaker
 
-    from actions.aws.clients import AwsClients
-    from actions.policy import Grant
+    from actions.grants import Grant
+
+# ActionError is part of what every action is; it lives in actions.errors so that the client
+# factory can raise it without importing this module (which builds that factory).
+__all__ = [
+    "Action",
+    "ActionContext",
+    "ActionError",
+    "ActionInput",
+    "PlannedCall",
+    "RunEnv",
+]
 
 P = TypeVar("P", bound=BaseModel)
 
@@ -30,16 +42,6 @@ class ActionInput(BaseModel):
     """
 
     model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
-
-
-class ActionError(Exception):
-    """A step failure with a code a playbook can match in ``retry.on`` and ``on_error``."""
-
-    def __init__(self, code: str, message: str, *, retryable: bool = True) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
-        self.retryable = retryable
 
 
 class PlannedCall(BaseModel):
@@ -67,12 +69,13 @@ class RunEnv:
     cache: dict[str, Any] = field(default_factory=dict)
     # Read-only database access for enrichments that read what Riposte stored (none: rehearsal).
     sessions: sessionmaker[Session] | None = None
+    # Sees every AWS client the run makes (``riposte replay``'s cassettes); none: nothing does.
+    aws_hook: ClientHook | None = None
 
     @cached_property
     def aws(self) -> AwsClients:
-        from actions.aws.clients import AwsClients
-
-        return AwsClients(self.settings, dry_run=self.mode == "dry_run", run_id=self.run_id)
+        return AwsClients(self.settings, dry_run=self.mode == "dry_run", run_id=self.run_id,
+                          hook=self.aws_hook)
 
 
 @dataclass

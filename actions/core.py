@@ -13,7 +13,9 @@ from actions.registry import register
 
 class LogInput(ActionInput):
     message: str = Field(description="Text to write to the run's log.")
-    level: Literal["debug", "info", "warning", "error"] = "info"
+    level: Literal["debug", "info", "warning", "error"] = Field(
+        default="info", description="Log level of the line: debug, info, warning or error."
+    )
 
 
 @register
@@ -66,7 +68,9 @@ class FailInput(ActionInput):
     times: int | None = Field(
         default=None, ge=0, description="Fail this many attempts, then succeed; unset: always."
     )
-    message: str = "failure injected by core.fail"
+    message: str = Field(
+        default="failure injected by core.fail", description="Text of the step's error."
+    )
 
 
 @register

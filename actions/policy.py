@@ -17,49 +17,23 @@ together. Scopes several actions share are declared here; the others next to the
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from actions import registry
 
+# Scopes and grants are the policy's vocabulary too: actions declare theirs from here.
+from actions.grants import Conditions
+from actions.grants import Grant as Grant
+from actions.grants import Scope as Scope
+
 if TYPE_CHECKING:
     from actions.base import Action
 
-# A statement's Condition block: operator -> condition key -> value(s).
-Conditions = Mapping[str, Mapping[str, str | tuple[str, ...]]]
-
 PLACEHOLDER = re.compile(r"\{(partition|account|region|passed_role|trail_bucket)\}")
 EC2_SERVICE = ("ec2.amazonaws.com", "ec2.amazonaws.com.cn")  # the latter in the China regions
-
-
-@dataclass(frozen=True)
-class Scope:
-    """Where a statement applies (resource ARN patterns, conditions), its Sid, and why."""
-
-    sid: str
-    reason: str
-    resources: tuple[str, ...] = ("*",)
-    conditions: Conditions = field(default_factory=dict)
-
-    def allow(self, *actions: str) -> Grant:
-        """Grant ``actions`` (``service:Action``) on this scope."""
-        return Grant(actions=actions, scope=self)
-
-    @property
-    def key(self) -> str:
-        """What makes two scopes one statement: the same resources and conditions."""
-        return json.dumps([sorted(self.resources), self.conditions], sort_keys=True)
-
-
-@dataclass(frozen=True)
-class Grant:
-    """IAM actions an action needs, on one scope."""
-
-    actions: tuple[str, ...]
-    scope: Scope
 
 
 @dataclass

@@ -16,8 +16,8 @@ class UndoEntry(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    step: str
-    action: str
+    step: str = Field(description="Id of the step of that run that made the change.")
+    action: str = Field(description="The action the step ran, whose undo is called.")
     item: int | None = Field(default=None, description="Index in a for_each step's outputs.")
     undo: dict[str, Any] | None = Field(
         default=None, description="What the action recorded; none: it cannot be undone."
@@ -36,7 +36,8 @@ class Rollback(Action[RollbackInput]):
 
     ``POST /v1/runs/{id}/rollback`` builds this step (newest change first) behind an approval;
     it is not meant to be written by hand. Undoing stops at the first failure, which names
-    what was already undone.
+    what was already undone. Not reversible: a rollback is not itself rolled back; what it
+    put back stays until someone changes it again.
 
     ```yaml
     - id: undo

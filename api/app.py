@@ -14,22 +14,27 @@ from prometheus_client import REGISTRY, CollectorRegistry, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
-from api import errors, refusals
+from api import errors, http_metrics, refusals
 from api.console import mount as console
 from api.deps import Runtime
 from api.limits import BodyLimitMiddleware
+from api.refused_requests import RefusedRequestsMiddleware
+from api.request_ids import RequestIdMiddleware
 from api.routes import ROUTERS
 from core.logs import access_log
 from core.settings import Settings, get_settings
 from engine import wakeup
 from engine.library import PlaybookLibrary
 from engine.liveness import InProcessWorker, UnattendedWatch
-from engine.metrics import DatabaseGauges
+from engine.metrics import DatabaseCounts, DatabaseGauges, PlaybookGauges
 from engine.slack.interactions import SlackInteractions
 from engine.sns import CertificateStore, ConfirmSubscription, confirm_subscription_over_https
 from engine.store.approvals import count_pending
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.runs import count_by_status
+from engine.store.timeline import oldest_pending_request_at
+from engine.store.types import utcnow
+from engine.store.workers import count_live
 from engine.worker import Worker, default_worker_id
 
 log = logging.getLogger("riposte.api")
@@ -51,15 +56,18 @@ def create_app(
     access_log(settings.access_log)
     engine = make_engine(settings.database_url)
     sessions = make_sessionmaker(engine)
+    library = PlaybookLibrary(settings.playbook_dir)
     registry = CollectorRegistry(auto_describe=False)
     # Per app, never the global registry: a process (a test run) may build many apps.
-    registry.register(DatabaseGauges(lambda: _gauge_counts(sessions)))
+    registry.register(DatabaseGauges(
+        lambda: _gauge_counts(sessions, silent_after=settings.worker_silent_after)))
+    registry.register(PlaybookGauges(library.counts))
     registry.register(_ProcessMetrics())
     runtime = Runtime(
         settings=settings,
         engine=engine,
         sessions=sessions,
-        library=PlaybookLibrary(settings.playbook_dir),
+        library=library,
         registry=registry,
         sns_certificates=CertificateStore(cert_dir=settings.sns_cert_dir),
         confirm_subscription=confirm_subscription,
@@ -75,13 +83,18 @@ def create_app(
     app.state.slack = SlackInteractions.from_settings(sessions, settings)
     app.state.workers = []  # the in-process workers, once started (/readyz looks at them)
     errors.install(app)
-    # The last added is the outermost: the catch-all also covers the body limit.
+    # The last added is the outermost: the catch-all also covers the body limit, and the
+    # refusals' count sees the body limit's 413s.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RefusedRequestsMiddleware)
     app.add_middleware(errors.CatchAllMiddleware)
+    http_metrics.instrument(app, registry)
     for router in ROUTERS:
         app.include_router(router)
     # After the API's error handlers and middleware: the console wraps both for its pages.
     console.install(app, settings)
+    # Outermost of all, the console's included: every line a request causes carries its id.
+    app.add_middleware(RequestIdMiddleware)
     return app
 
 
@@ -148,6 +161,10 @@ class _ProcessMetrics(Collector):
         return REGISTRY.collect()
 
 
-def _gauge_counts(sessions: sessionmaker[Session]) -> tuple[dict[str, int], int]:
+def _gauge_counts(sessions: sessionmaker[Session], *, silent_after: float) -> DatabaseCounts:
     with sessions() as session:
-        return count_by_status(session), count_pending(session)
+        oldest = oldest_pending_request_at(session)
+        return DatabaseCounts(
+            runs_by_status=count_by_status(session), approvals_pending=count_pending(session),
+            oldest_pending_seconds=(utcnow() - oldest).total_seconds() if oldest else 0.0,
+            workers_live=count_live(session, silent_after=silent_after))

@@ -34,7 +34,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from api import refusals
 from api.errors import ApiError
 from api.refusals import RefusalLedger
-from api.schemas import Text
 from core.settings import Settings
 from engine import audit
 from engine.library import PlaybookLibrary
@@ -160,11 +159,13 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 LibraryDep = Annotated[PlaybookLibrary, Depends(get_library)]
 SessionDep = Annotated[Session, Depends(get_session)]
 
-Limit = Annotated[int, Query(ge=1, le=1000, description="Most items to return.")]
-Offset = Annotated[int, Query(ge=0, le=2**31 - 1, description="Items to skip.")]
-# Ids in paths and filters are checked like body text, so every backend answers them alike.
-IdInPath = Annotated[Text, Path(min_length=1, max_length=128, description="An id the API gave.")]
-IdFilter = Annotated[Text | None, Query(min_length=1, max_length=128)]
+# Ids in paths and filters are text with no control character (so no NUL, which neither
+# database stores): the schema has the same pattern and bounds as the server. (A URL decodes
+# to no lone surrogate: Starlette reads a bad percent-escape as U+FFFD.)
+TEXT_PATTERN = r"^[^\u0000-\u001f\u007f]+$"
+IdInPath = Annotated[str, Path(min_length=1, max_length=128, pattern=TEXT_PATTERN,
+                               description="An id the API gave.")]
+IdFilter = Annotated[str | None, Query(min_length=1, max_length=128, pattern=TEXT_PATTERN)]
 
 
 @dataclass(frozen=True)
@@ -335,6 +336,9 @@ async def _admit(
 IngestCaller = Annotated[Caller, Depends(require("ingest"))]
 ResponderCaller = Annotated[Caller, Depends(require("responder"))]
 AdminCaller = Annotated[Caller, Depends(require())]
+# A metrics token reads the metrics and nothing else (no other route admits its role): a
+# scraper's token may not act, approve containment or read an alert. A person may look too.
+MetricsCaller = Annotated[Caller, Depends(require("metrics", "responder"))]
 WebhookCaller = Annotated[Caller, Depends(require("ingest", webhook=True))]
 
 SNS_CALLER = Caller(name="sns", role="ingest")

@@ -1,4 +1,5 @@
-"""Every error the API answers is JSON ``{"error": code, "message": what is wrong}``.
+"""Every error the API answers is an RFC 9457 problem (api.problems): type, title, status,
+detail, and the ``code`` clients branch on.
 
 Service errors map to one status each; bad input is a 4xx that says what to fix; anything
 unexpected is a 500 whose body says nothing about the code (the log has the traceback).
@@ -9,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
@@ -21,6 +23,8 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api import refusals
+from api.problems import PROBLEM_MEDIA_TYPE, install_openapi, problem_body, problem_response
+from api.problems import code_of as _code_of
 from engine.conductor import IllegalTransition
 from engine.delivery_json import MalformedJson, UnstorableText, parse_delivery_json
 from engine.store.alerts import record_rejected_delivery
@@ -29,20 +33,6 @@ from engine.store.errors import Conflict, Forbidden, NotFound
 log = logging.getLogger("riposte.api")
 
 RETRY_AFTER_SECONDS = 5
-_CODES = {
-    400: "bad_request",
-    401: "unauthorized",
-    403: "forbidden",
-    404: "not_found",
-    405: "method_not_allowed",
-    409: "conflict",
-    413: "body_too_large",
-    415: "unsupported_media_type",
-    422: "invalid_request",
-    500: "internal_error",
-    502: "bad_gateway",
-    503: "unavailable",
-}
 _MAX_LISTED_PROBLEMS = 5
 # Endpoints where a refused body is still a delivery to record, with the source it records.
 DELIVERY_ENDPOINTS = {
@@ -69,7 +59,7 @@ class ApiError(Exception):
     ) -> None:
         super().__init__(message)
         self.status = status
-        self.code = code or _CODES.get(status, "error")
+        self.code = code or _code_of(status)
         self.message = message
         self.headers = dict(headers or {})
 
@@ -79,22 +69,22 @@ def unavailable(message: str) -> ApiError:
     return ApiError(503, message, headers={"Retry-After": str(RETRY_AFTER_SECONDS)})
 
 
-def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
-    """Return the JSON body of an error answer."""
-    return {"error": code, "message": message, **extra}
+def error_body(status: int, message: str, *, code: str | None = None) -> dict[str, Any]:
+    """Return the members of an error answer (a problem: api.problems)."""
+    return problem_body(status, message, code=code)
 
 
 def error_response(
     status: int, message: str, *, code: str | None = None,
-    headers: Mapping[str, str] | None = None, **extra: Any,
+    headers: Mapping[str, str] | None = None, errors: list[dict[str, str]] | None = None,
 ) -> JSONResponse:
-    """Return an error answer."""
-    body = error_body(code or _CODES.get(status, "error"), message, **extra)
-    return JSONResponse(body, status_code=status, headers=dict(headers or {}))
+    """Return an error answer (a problem: api.problems)."""
+    return problem_response(status, message, code=code, headers=headers, errors=errors)
 
 
 def install(app: FastAPI) -> None:
-    """Answer every known failure with its status and a JSON body."""
+    """Answer every known failure with its status and a problem; document them in OpenAPI."""
+    install_openapi(app)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(HTTPException, _http_exception)
@@ -129,6 +119,9 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
         message = f"no such endpoint: {request.method} {request.url.path}"
     elif exc.status_code == 405:
         message = f"{request.method} is not allowed on {request.url.path}"
+        # Starlette names the methods of the first route of the path; there may be more.
+        headers = {**(exc.headers or {}), "Allow": ", ".join(_allowed_methods(request))}
+        return error_response(405, message, headers=headers)
     elif exc.status_code == 400 and isinstance(exc.__cause__, ValueError | RecursionError):
         # FastAPI's own parse of a JSON body failed (an integer too long, nesting too deep):
         # name the problem as the webhooks do, and record the refused delivery.
@@ -137,6 +130,19 @@ async def _http_exception(request: Request, exc: Exception) -> JSONResponse:
             await _record_rejected_delivery(request, response)
         return response
     return error_response(exc.status_code, message, headers=exc.headers)
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    # The OpenAPI document's paths: the public list of what the API serves, however FastAPI
+    # nests its routers.
+    methods: set[str] = set()
+    for template, operations in request.app.openapi()["paths"].items():
+        pattern = re.sub(r"\\{[^/]+?\\}", "[^/]+", re.escape(template))
+        if re.fullmatch(pattern, request.url.path):
+            methods |= {method.upper() for method in operations}
+    if "GET" in methods:
+        methods.add("HEAD")  # Starlette answers HEAD wherever it answers GET
+    return sorted(methods)
 
 
 async def _body_problem(request: Request) -> str:
@@ -180,7 +186,7 @@ async def _record_rejected_delivery(request: Request, response: JSONResponse) ->
     if why is not None and not refusals.recorded(request, why):
         return
     body = await request.body()
-    reason = json.loads(bytes(response.body)).get("message", "")
+    reason = json.loads(bytes(response.body)).get("detail", "")
 
     def record() -> None:
         with request.app.state.runtime.sessions.begin() as session:
@@ -221,11 +227,11 @@ def _validation_response(exc: Exception) -> JSONResponse:
             return error_response(
                 415, "the body must be JSON sent with Content-Type: application/json"
             )
-    problems = [{"field": _field(err.get("loc", ())), "problem": _problem(err)} for err in errors]
-    listed = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:_MAX_LISTED_PROBLEMS])
+    problems = [{"field": _field(err.get("loc", ())), "message": _problem(err)} for err in errors]
+    listed = "; ".join(f"{p['field']}: {p['message']}" for p in problems[:_MAX_LISTED_PROBLEMS])
     more = len(problems) - _MAX_LISTED_PROBLEMS
     message = f"invalid request: {listed}" + (f" (and {more} more)" if more > 0 else "")
-    return error_response(422, message, problems=problems)
+    return error_response(422, message, errors=problems)
 
 
 def _field(loc: Any) -> str:
@@ -267,11 +273,11 @@ class CatchAllMiddleware:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:
                 raise  # the answer is half sent: only the server can cut the connection
-            body = json.dumps(error_body("internal_error", "internal error; it has been logged"))
+            body = json.dumps(error_body(500, "internal error; it has been logged"))
             await send({
                 "type": "http.response.start",
                 "status": 500,
-                "headers": [(b"content-type", b"application/json"),
+                "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                             (b"content-length", str(len(body)).encode())],
             })
             await send({"type": "http.response.body", "body": body.encode()})

@@ -7,6 +7,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from api.errors import error_body
+from api.problems import PROBLEM_MEDIA_TYPE
 
 
 class _BodyTooLarge(Exception):
@@ -83,11 +84,11 @@ def _declared_length(scope: Scope) -> int | None:
 
 
 async def _answer(send: Send, status: int, code: str, message: str) -> None:
-    body = json.dumps(error_body(code, message)).encode()
+    body = json.dumps(error_body(status, message, code=code)).encode()
     await send({
         "type": "http.response.start",
         "status": status,
-        "headers": [(b"content-type", b"application/json"),
+        "headers": [(b"content-type", PROBLEM_MEDIA_TYPE.encode()),
                     (b"content-length", str(len(body)).encode()),
                     (b"connection", b"close")],
     })

@@ -22,6 +22,7 @@ import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from typing import Any
 from urllib.parse import unquote, urlsplit
 
 _IDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
@@ -31,7 +32,12 @@ _IDS: contextvars.ContextVar[dict[str, str] | None] = contextvars.ContextVar(
 
 @contextmanager
 def bound(**ids: str | None) -> Iterator[None]:
-    """Attach ids (alert_id, run_id, step_id…) to every log line written inside the block."""
+    """Attach ids (request_id, alert_id, run_id, step_id…) to every log line written inside.
+
+    A context variable: it follows the code into ``asyncio`` tasks and into the thread pool
+    (``run_in_threadpool`` copies the context), so an HTTP request's id is on every line the
+    request causes, and a run's ids on every line of its steps, the actions' included.
+    """
     token = _IDS.set({**(_IDS.get() or {}), **{k: v for k, v in ids.items() if v is not None}})
     try:
         yield
@@ -39,17 +45,40 @@ def bound(**ids: str | None) -> Iterator[None]:
         _IDS.reset(token)
 
 
+def bound_ids() -> dict[str, str]:
+    """Return the ids attached to log lines here (``bound``)."""
+    return dict(_IDS.get() or {})
+
+
+FIELDS = "fields"  # the LogRecord attribute holding a line's own fields (``fields``)
+_LINE_KEYS = frozenset({"time", "level", "logger", "message", "exception"})
+
+
+def fields(**values: Any) -> dict[str, dict[str, Any]]:
+    """Return ``extra`` for a log call that adds ``values`` as fields of its JSON line.
+
+    ``log.warning("step failed", extra=fields(attempts=3, error_code="Throttling"))``. Values
+    are redacted like messages; a field never replaces the line's time, level, logger,
+    message or ids.
+    """
+    return {FIELDS: values}
+
+
 class JsonFormatter(logging.Formatter):
-    """Format a record as one JSON object per line."""
+    """Format a record as one JSON object per line: time, level, logger, message, ids, fields."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line = {
+        ids = _IDS.get() or {}
+        line: dict[str, Any] = {
             "time": datetime.fromtimestamp(record.created, UTC).isoformat(),
             "level": record.levelname.lower(),
             "logger": record.name,
             "message": record.getMessage(),
-            **(_IDS.get() or {}),
+            **ids,
         }
+        own = getattr(record, FIELDS, None)
+        if isinstance(own, dict):
+            line.update({k: v for k, v in own.items() if k not in _LINE_KEYS and k not in ids})
         if record.exc_text:  # formatted (and redacted) by SecretsFilter
             line["exception"] = record.exc_text
         elif record.exc_info:
@@ -190,6 +219,9 @@ class SecretsFilter(logging.Filter):
         except Exception:  # arguments that do not fit: logging reports it, with them redacted
             message = f"{record.msg} {record.args}"
         record.msg, record.args = redact(message), None
+        own = getattr(record, FIELDS, None)
+        if isinstance(own, dict):
+            setattr(record, FIELDS, _redacted(own))
         if record.exc_info and not record.exc_text:
             record.exc_text = _FORMATTER.formatException(record.exc_info)
         if record.exc_text:
@@ -200,6 +232,20 @@ class SecretsFilter(logging.Filter):
 
 
 _FORMATTER = logging.Formatter()
+_SECRET_FIELD = re.compile(_SECRET_NAME, re.IGNORECASE)
+
+
+def _redacted(value: Any, name: str = "") -> Any:
+    """Return ``value`` (a field's) with secrets redacted, and all of it under a secret name."""
+    if name and _SECRET_FIELD.fullmatch(name):
+        return REDACTED
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {str(k): _redacted(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value
 
 
 ACCESS_LOGGER = "uvicorn.access"

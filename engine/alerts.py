@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import fnmatch
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -107,23 +108,99 @@ def trigger_matches(
     ``is_production`` judges instances for a ``resources.production`` filter; None (no
     settings at hand) means nothing is known, so every instance may be production.
     """
+    return all(passed for passed, _why in _trigger_checks(trigger, alert, is_production))
+
+
+def trigger_mismatches(
+    trigger: Trigger, alert: NormalizedAlert, *, is_production: ProductionCheck | None
+) -> list[str]:
+    """Say, for each field of the trigger the alert fails, what it wants and what it got.
+
+    The same checks as ``trigger_matches``: an empty list means the trigger matches.
+    """
+    return [why() for passed, why in _trigger_checks(trigger, alert, is_production) if not passed]
+
+
+# One check: whether it passed, and (asked only when it failed) why not, in a reader's words.
+_Check = tuple[bool, Callable[[], str]]
+
+
+def _trigger_checks(
+    trigger: Trigger, alert: NormalizedAlert, is_production: ProductionCheck | None
+) -> Iterator[_Check]:
+    """Yield the trigger's checks in its fields' order, lazily: ``all`` stops at a failure."""
     principal_type = alert.principal.type if alert.principal else None
-    checks = [
-        _one_of(trigger.source, alert.source),
-        _one_of(trigger.kind, alert.kind),
-        _one_of(trigger.event_name, alert.event_name),
-        _one_of(trigger.account, alert.account),
-        _one_of(trigger.region, alert.region),
-        _one_of(trigger.principal_type, principal_type),
-        trigger.type is None or fnmatch.fnmatchcase(alert.type, trigger.type),
+    listed: list[tuple[str, list[str], str, str | None]] = [
+        ("source", trigger.source, "source", alert.source),
+        ("kind", trigger.kind, "kind", alert.kind),
+        ("event_name", trigger.event_name, "event name", alert.event_name),
+        ("account", trigger.account, "account", alert.account),
+        ("region", trigger.region, "region", alert.region),
+        ("principal_type", trigger.principal_type, "principal type", principal_type),
     ]
+    for field, allowed, what, value in listed:
+        yield _one_of(allowed, value), _wants_one_of(field, allowed, what, value)
+    if trigger.type is not None:
+        pattern = trigger.type
+        yield fnmatch.fnmatchcase(alert.type, pattern), lambda: (
+            f"trigger.type: wants a type matching {pattern!r}, the alert's type is "
+            f"{alert.type!r}"
+        )
     if trigger.severity_at_least is not None:
         floor = trigger.severity_at_least
         threshold = SEVERITY_OF_LABEL[floor] if isinstance(floor, str) else floor
-        checks.append(alert.severity >= threshold)
+        yield alert.severity >= threshold, lambda: (
+            f"trigger.severity_at_least: wants {floor} ({threshold}) or more, the alert's "
+            f"severity is {alert.severity} ({alert.severity_label})"
+        )
     if trigger.resources is not None:
-        checks.append(bool(matching_resources(trigger.resources, alert, is_production)))
-    return all(checks)
+        wanted = trigger.resources
+        yield bool(matching_resources(wanted, alert, is_production)), lambda: (
+            _resources_mismatch(wanted, alert)
+        )
+
+
+def _wants_one_of(
+    field: str, allowed: list[str], what: str, value: str | None
+) -> Callable[[], str]:
+    def why() -> str:
+        got = f"is {value!r}" if value is not None else "is not known"
+        return f"trigger.{field}: wants [{', '.join(allowed)}], the alert's {what} {got}"
+
+    return why
+
+
+def _resources_mismatch(wanted: ResourceFilter, alert: NormalizedAlert) -> str:
+    kinds = f" of type [{', '.join(wanted.type)}]" if wanted.type else ""
+    production = " that may be production" if wanted.production else ""
+    named = ", ".join(f"{r.type} {r.id}" for r in alert.resources[:5])
+    more = f" and {len(alert.resources) - 5} more" if len(alert.resources) > 5 else ""
+    got = f"the alert names {named}{more}, none of which counts" if named else (
+        "the alert names no resource"
+    )
+    return f"trigger.resources: wants a resource{kinds}{production}, {got}"
+
+
+@dataclass(frozen=True)
+class MatchedTrigger:
+    """The trigger of a playbook that handles an alert, and its place in the playbook's list."""
+
+    index: int
+    trigger: Trigger
+
+
+def matching_trigger(
+    triggers: Sequence[Trigger], alert: NormalizedAlert, *, is_production: ProductionCheck | None
+) -> MatchedTrigger | None:
+    """Return the first of a playbook's triggers that matches the alert, or None.
+
+    Only the first counts: an alert two triggers of one playbook match starts (or joins, or is
+    counted towards) one run of it, never two.
+    """
+    for index, trigger in enumerate(triggers):
+        if trigger_matches(trigger, alert, is_production=is_production):
+            return MatchedTrigger(index, trigger)
+    return None
 
 
 def matching_resources(

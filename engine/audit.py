@@ -27,6 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import NoResultFound
 from sqlalchemy.orm import Session
 
+from engine import event_log
 from engine.audit_check import ChainCheck, ChainReport
 from engine.audit_hash import GENESIS, AuditRow, chained, hash_head, row_hash
 from engine.store.models import AuditChain, AuditEvent
@@ -176,6 +177,8 @@ def record(
     if event_id is None:
         raise NoResultFound("the audit chain has no tail row (audit_chain id 1): the database "
                             "was not migrated with `riposte db upgrade`")
+    if isinstance(session, Session):  # run and approval events are logged once committed
+        event_log.after_commit(session, content)
     return int(event_id)
 
 

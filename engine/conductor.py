@@ -164,6 +164,8 @@ def step_finished(
     if status == FAILED and step.on_error == "fail":
         new["status"] = transition(RUNNING, "fail")
         new["cursor"] = None
+        # The step that ended the run: a failed ``on_error: continue`` step before it did not.
+        new["ended_by"] = step_id
         return new
     if status == FAILED and step.on_error != "continue":
         new["cursor"] = step.on_error
@@ -172,6 +174,15 @@ def step_finished(
     if new["cursor"] is None:
         new["status"] = transition(RUNNING, "succeed")
     return new
+
+
+def ended_by(state: State) -> str | None:
+    """Return the id of the step whose failure ended the run (its ``on_error`` is ``fail``).
+
+    None while the run has not failed so, and for a run that failed before this was kept.
+    """
+    step_id = state.get("ended_by")
+    return str(step_id) if step_id is not None else None
 
 
 def left_undone(state: State) -> list[dict[str, Any]]:

@@ -13,12 +13,14 @@ from typing import Literal
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
+from engine import containment
 from engine.replan import refuse_if_moved
 from engine.store.approvals import check_decision, decide, record_refusal
 from engine.store.errors import Conflict, Forbidden
-from engine.store.models import ApprovalRequest
+from engine.store.models import ApprovalRequest, Run
 
 Decision = Literal["approve", "reject"]
+APPROVED, REJECTED = "approved", "rejected"  # the statuses of a request a decision settled
 
 
 def take_decision(
@@ -47,8 +49,12 @@ def take_decision(
                                seen_plan_hash=plan_hash)
             refuse_if_moved(sessions, request_id, settings, actor=actor)
         with session.begin():
-            return decide(session=session, request_id=request_id, actor=actor, role=role,
-                          decision=decision, reason=reason, seen_plan_hash=plan_hash)
+            request = decide(session=session, request_id=request_id, actor=actor, role=role,
+                             decision=decision, reason=reason, seen_plan_hash=plan_hash)
+            run = session.get(Run, request.run_id)
+            if run is not None and request.status in (APPROVED, REJECTED):  # it settled
+                containment.approval_decided(session, run, request)
+            return request
     except (Forbidden, Conflict) as refused:
         with session.begin():
             record_refusal(session=session, request_id=request_id, actor=actor,

@@ -16,10 +16,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from actions import registry
 from actions.base import ActionError, RunEnv
-from core.logs import bound
+from core.logs import bound, fields
 from core.settings import Settings
 from engine import approval_notices as notices
-from engine import approved, conductor, plans, runner
+from engine import approved, conductor, containment, plans, runner
 from engine.alerts import template_view
 from engine.metrics import STEP_DURATION
 from engine.playbooks import LoadedPlaybook, PlaybookInvalid
@@ -27,6 +27,7 @@ from engine.spec import Step
 from engine.store import approvals, runs
 from engine.store.alerts import as_normalized, get_alert
 from engine.store.models import Run
+from engine.store.types import utcnow
 from engine.templates import TemplateFailure
 
 log = logging.getLogger("riposte.worker")
@@ -70,6 +71,8 @@ class RunDriver:
             )
             self.alerts = alert_views(session, run.id)
             self.view = {"id": run.id, "mode": run.mode, "playbook": run.playbook}
+            # Time to contain (engine.containment): whether this run counts, since when queued.
+            self.measured, self.queued_at = containment.counts(run), run.created_at
             self.env = RunEnv(
                 run_id=run.id, mode=run.mode, settings=self.worker.settings, alert=self.alert,
                 sessions=self.sessions,
@@ -83,11 +86,11 @@ class RunDriver:
         if unloadable is not None:
             self._fail_unloadable(unloadable)
             return
-        trigger = self.playbook.spec.trigger
         # Alerts join runs of correlating and threshold triggers while they run: read them anew
         # before each step. Other runs see only the alert that started them.
-        self.gains_alerts = trigger is not None and (
+        self.gains_alerts = any(
             trigger.correlate is not None or trigger.threshold is not None
+            for trigger in self.playbook.spec.triggers
         )
         record_id: str | None = None  # the journal row of the step about to run, if written
         while state is not None:
@@ -105,6 +108,9 @@ class RunDriver:
     ) -> tuple[dict[str, Any] | None, str | None]:
         """Execute one step and record it; return the state if the run goes on here."""
         step = self.playbook.spec.step(step_id)
+        if self.measured and not state["steps"] and conductor.round_of(state) == 1:
+            containment.observe(self.view["playbook"], containment.STARTED, self.queued_at,
+                                utcnow())
         if self.gains_alerts:
             with self.sessions() as session:
                 self.alerts = alert_views(session, self.run_id)
@@ -137,14 +143,15 @@ class RunDriver:
                     runs.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
             if record_id is None:
                 return None, None
+        log.info("step %s started: %s", step_id, step.action,
+                 extra=fields(event="step.started", action=step.action, mode=self.view["mode"]))
         started = time.perf_counter()
         outcome = runner.execute_step(
             step, context, run_id=self.run_id, mode=self.view["mode"], env=self.env
         )
-        STEP_DURATION.labels(step.action, outcome.status).observe(time.perf_counter() - started)
-        if outcome.error:
-            log.info("step %s %s: %s", step_id, outcome.status, outcome.error["message"])
-        return self._record(state, step_id, outcome, record_id)
+        duration = time.perf_counter() - started
+        STEP_DURATION.labels(step.action, outcome.status).observe(duration)
+        return self._record(state, step_id, outcome, record_id, duration=duration)
 
     def _record(
         self,
@@ -152,10 +159,14 @@ class RunDriver:
         step_id: str,
         outcome: runner.StepOutcome,
         record_id: str | None = None,
+        *,
+        duration: float | None = None,
     ) -> tuple[dict[str, Any] | None, str | None]:
         """Write the outcome, the new state and the audit row in one transaction."""
         spec = self.playbook.spec
         new_state = runner.record_outcome(spec, state, step_id, outcome)
+        log_outcome(spec.step(step_id), outcome, duration=duration,
+                    ends_run=conductor.ended_by(new_state) == step_id)
         following = conductor.next_step(spec, new_state)
         next_step = None
         if following is not None and not self._needs_approval(new_state, following):
@@ -175,6 +186,10 @@ class RunDriver:
                 session=session, run_id=self.run_id, record_id=record_id,
                 worker=self.worker_id, outcome=outcome, new_state=new_state, next_step=next_step,
             )
+            if finished is not None and finished.status in conductor.TERMINAL:
+                ended = session.get(Run, self.run_id)
+                if ended is not None:
+                    containment.ended(session, ended, conductor.round_of(new_state))
         if finished is None:
             log.warning("run %s left this worker during step %s (its lease expired, or alerts "
                         "joined and it starts over); result not recorded", self.run_id, step_id)
@@ -237,7 +252,7 @@ class RunDriver:
                 default_expiry=self.worker.approval_expiry, worker=self.worker_id,
                 escalate_to=step.approval.escalate_to or settings.approval_escalate_to,
             )
-            log.info("run %s waits for approval %s of step %s", self.run_id, request.id, step.id)
+            containment.approval_requested(session, run, request)
             notice = notices.Notice.of(session, request)
         targets = step.approval.notify or settings.approval_notify
         if targets:
@@ -274,6 +289,26 @@ class RunDriver:
         if handed:
             log.info("worker %s stopping: run %s handed over before step %s", self.worker_id,
                      self.run_id, step_id)
+
+
+def log_outcome(
+    step: Step, outcome: runner.StepOutcome, *, duration: float | None, ends_run: bool
+) -> None:
+    """Log a step's outcome: a failure at ``error`` if it ends the run, else at ``warning``."""
+    error = outcome.error or {}
+    level = logging.INFO
+    if outcome.status == conductor.FAILED:
+        level = logging.ERROR if ends_run else logging.WARNING
+    then = ""
+    if outcome.status == conductor.FAILED:
+        then = (" (the run fails)" if ends_run else " (the run goes on)"
+                if step.on_error == "continue" else f" (the run goes on at {step.on_error})")
+    said = f": {error.get('code')}: {error.get('message')}" if error else ""
+    log.log(level, "step %s %s%s%s", step.id, outcome.status, said, then, extra=fields(
+        event=f"step.{outcome.status}", action=step.action, status=outcome.status,
+        attempts=outcome.attempts,
+        duration_seconds=round(duration, 3) if duration is not None else None,
+        error_code=error.get("code"), on_error=step.on_error))
 
 
 def acts(action: str) -> bool:

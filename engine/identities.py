@@ -13,7 +13,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-ROLES = ("ingest", "responder", "admin")
+# metrics: reads /metrics and nothing else (a Prometheus scraper's token may not act).
+ROLES = ("ingest", "responder", "admin", "metrics")
 DECIDING_ROLES = ("responder", "admin")
 # Actors Riposte itself writes in runs and the audit log (``started_by``, ``actor``): a token
 # bearing one of these names would pass for Riposte, or for a role, to whoever reads them.

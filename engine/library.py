@@ -1,6 +1,9 @@
 """The playbooks on disk, reloaded when a file is added, removed or changed.
 
 A run pins the playbook text it starts with, so a reload never changes a run in progress.
+A playbook that does not load is left out, and each of its problems is logged at ``error``
+once, when the change that brought it is seen (not at every look); ``problems`` lists them all
+and the metrics count them (``riposte_playbooks_invalid``).
 
 Every ingest request asks for the playbooks, so looking must be cheap: one ``stat`` of the
 directory and one of each playbook file, with no lock taken. The directory is listed again (a
@@ -10,6 +13,7 @@ trusted, and the files are parsed again only when the listing or a file's mtime 
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
 import threading
@@ -18,7 +22,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from core.logs import fields
 from engine.playbooks import LoadedPlaybook, PlaybookProblem, load_all, playbook_files
+
+log = logging.getLogger("riposte.playbooks")
 
 # (path, mtime in ns, size) of every playbook file: any difference means reload.
 Fingerprint = tuple[tuple[str, int, int], ...]
@@ -99,6 +106,7 @@ class PlaybookLibrary:
                 str(self.directory), None, None,
                 "playbook directory does not exist (set RIPOSTE_PLAYBOOK_DIR)",
             )
+            _log_new_problems([problem], previous)
             return _Snapshot(None, False, (), {}, [problem])
         files = _stat_files(playbook_files([self.directory]))
         trusted = read_at_ns - mtime_ns > _RACY_NS
@@ -107,7 +115,24 @@ class PlaybookLibrary:
         ):
             return _Snapshot(mtime_ns, trusted, files, previous.playbooks, previous.problems)
         playbooks, problems = load_all([self.directory])
+        _log_new_problems(problems, previous)
         return _Snapshot(mtime_ns, trusted, files, playbooks, problems)
+
+    def counts(self) -> tuple[int, int]:
+        """Return how many playbooks loaded and how many files did not (for the metrics)."""
+        snapshot = self._fresh()
+        return len(snapshot.playbooks), len({problem.file for problem in snapshot.problems})
+
+
+def _log_new_problems(problems: list[PlaybookProblem], previous: _Snapshot | None) -> None:
+    """Log at ``error`` each problem that the previous look did not find."""
+    known = set(previous.problems) if previous is not None else set()
+    for problem in problems:
+        if problem not in known:
+            log.error("playbook %s left out: %s", problem.file, problem,
+                      extra=fields(event="playbook.invalid", file=problem.file,
+                                   line=problem.line, step=problem.step,
+                                   problem=problem.message))
 
 
 def _directory_mtime_ns(directory: Path) -> int | None:

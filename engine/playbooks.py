@@ -13,8 +13,10 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from actions import registry
-from engine import templates
+from engine.checks.fields import describe
+from engine.checks.params import parameter_problems
+from engine.checks.scope import template_problems
+from engine.checks.triggers import trigger_value_problems
 from engine.spec import PINNED, Playbook, Step, Trigger
 from engine.triggers import KEY_FIELDS
 
@@ -101,25 +103,51 @@ def parse_playbook(text: str, file: str = "<playbook>", *, pinned: bool = False)
     if not isinstance(data, dict):
         raise PlaybookInvalid([PlaybookProblem(file, 1, None, "a playbook must be a mapping")])
     locator = _Locator(file, root, data)
+    # The data as written: every step's parameters and templates, whatever else is wrong.
+    problems = [locator.problem(loc, msg) for loc, msg in _written_problems(data, pinned=pinned)]
     try:
         spec = Playbook.model_validate(data, context={PINNED: pinned})
     except ValidationError as exc:
         # Steps that are valid on their own are still checked, so one run reports everything.
-        problems = [locator.problem(err["loc"], _message(err)) for err in exc.errors()]
+        problems += [locator.problem(loc, msg) for loc, msg in describe(exc.errors(), data,
+                                                                         Playbook)]
         problems += [locator.problem(loc, msg) for loc, msg in _semantic_problems(*_steps(data))]
-        problems += [locator.problem(loc, msg) for loc, msg in _trigger_problems(_trigger(data))]
-        raise PlaybookInvalid(problems) from exc
+        problems += [locator.problem(loc, msg)
+                     for loc, msg in _triggers_problems(_triggers(data), values=not pinned,
+                                                        written=data.get("trigger"))]
+        raise PlaybookInvalid(_in_line_order(problems)) from exc
     steps = list(enumerate(spec.steps))
-    problems = [
+    problems += [
         locator.problem(loc, msg)
         for loc, msg in [
-            *_trigger_problems(spec.trigger),
+            *_triggers_problems(list(enumerate(spec.triggers)), values=not pinned),
             *_semantic_problems(steps, [step.id for step in spec.steps]),
         ]
     ]
     if problems:
-        raise PlaybookInvalid(problems)
+        raise PlaybookInvalid(_in_line_order(problems))
     return LoadedPlaybook(spec=spec, text=text, hash=text_hash(text), file=file)
+
+
+def _written_problems(data: dict[str, Any], *, pinned: bool) -> list[tuple[Loc, str]]:
+    """Check each step's parameters, and (unless pinned) every template, on the raw data.
+
+    A pinned text was checked when its run began; names it reads are not judged again by
+    rules added since, which could strand the run.
+    """
+    raw_steps = data.get("steps")
+    problems = [
+        (("steps", index, *loc), message)
+        for index, step in enumerate(raw_steps if isinstance(raw_steps, list) else [])
+        if isinstance(step, dict)
+        for loc, message in parameter_problems(step)
+    ]
+    return problems if pinned else problems + template_problems(data)
+
+
+def _in_line_order(problems: list[PlaybookProblem]) -> list[PlaybookProblem]:
+    """Sort problems as the file reads; those of the whole file (no line) first."""
+    return sorted(problems, key=lambda problem: problem.line or 0)
 
 
 def load_file(path: Path) -> LoadedPlaybook:
@@ -163,15 +191,6 @@ def load_all(paths: Iterable[Path]) -> tuple[dict[str, LoadedPlaybook], list[Pla
     return loaded, problems
 
 
-def _message(err: Any) -> str:
-    field = ".".join(str(p) for p in err["loc"][-1:]) if err["loc"] else "playbook"
-    if err["type"] == "extra_forbidden":
-        return f"unknown field {field!r}"
-    if err["type"] == "missing":
-        return f"missing field {field!r}"
-    return f"{field}: {err['msg']}"
-
-
 def _steps(data: dict[str, Any]) -> tuple[list[tuple[int, Step]], list[Any]]:
     """Return the steps of an invalid playbook that are valid on their own, and every step id."""
     raw = data.get("steps")
@@ -186,27 +205,43 @@ def _steps(data: dict[str, Any]) -> tuple[list[tuple[int, Step]], list[Any]]:
     return valid, [item.get("id") if isinstance(item, dict) else None for item in raw]
 
 
-def _trigger(data: dict[str, Any]) -> Trigger | None:
-    """Return the trigger of an invalid playbook if it is valid on its own."""
-    try:
-        return Trigger.model_validate(data.get("trigger"))
-    except ValidationError:
-        return None  # its problems are already reported
+def _triggers(data: dict[str, Any]) -> list[tuple[int, Trigger]]:
+    """Return the triggers of an invalid playbook that are valid on their own, by position."""
+    raw = data.get("trigger")
+    valid: list[tuple[int, Trigger]] = []
+    items = [raw] if isinstance(raw, dict) else raw if isinstance(raw, list) else []
+    for i, item in enumerate(items):
+        try:
+            valid.append((i, Trigger.model_validate(item)))
+        except ValidationError:
+            continue  # its problems are already reported
+    return valid
 
 
-def _trigger_problems(trigger: Trigger | None) -> list[tuple[Loc, str]]:
-    if trigger is None:
-        return []
+def _triggers_problems(
+    triggers: list[tuple[int, Trigger]], *, values: bool = True, written: Any = None
+) -> list[tuple[Loc, str]]:
+    # Messages call a trigger of several by its place (``written``: the raw ``trigger:``).
+    several = len(triggers) > 1 or (isinstance(written, list) and len(written) > 1)
+    return [(("trigger", i, *loc), msg) for i, trigger in triggers
+            for loc, msg in [
+                *_trigger_problems(trigger),
+                *(trigger_value_problems(trigger, f"trigger[{i}]" if several else "trigger")
+                  if values else []),
+            ]]
+
+
+def _trigger_problems(trigger: Trigger) -> list[tuple[Loc, str]]:
     problems: list[tuple[Loc, str]] = []
     if trigger.correlate is not None and trigger.threshold is not None:
-        problems.append((("trigger", "threshold"),
+        problems.append((("threshold",),
                          "a trigger either correlates or counts to a threshold, not both"))
     keyed = [("correlate", "by", trigger.correlate.by if trigger.correlate else [])]
     keyed.append(("threshold", "group_by", trigger.threshold.group_by if trigger.threshold else []))
     for block, name, fields in keyed:
         for index, path in enumerate(fields):
             if path not in KEY_FIELDS:
-                problems.append((("trigger", block, name, index),
+                problems.append(((block, name, index),
                                  f"{block}.{name}: {_unknown_field(path)}"))
     return problems
 
@@ -231,7 +266,6 @@ def _semantic_problems(steps: list[tuple[int, Step]], ids: list[Any]) -> list[tu
                  f"on_error {step.on_error!r} is neither fail, continue nor a later step's id")
             )
         problems.extend(_cover_problems(steps, i, step))
-        problems.extend((("steps", i, *loc), msg) for loc, msg in _step_problems(step))
     return problems
 
 
@@ -250,51 +284,6 @@ def _cover_problems(steps: list[tuple[int, Step]], i: int, step: Step) -> list[t
                 (loc, f"covers {covered!r}, which asks an approval of its own: drop one of them")
             )
     return problems
-
-
-def _step_problems(step: Any) -> list[tuple[Loc, str]]:
-    problems: list[tuple[Loc, str]] = []
-    for loc, source in _template_strings(step.with_, ("with",)):
-        error = templates.syntax_error(source)
-        if error:
-            problems.append((loc, f"template error: {error}"))
-    if step.when is not None and (error := templates.syntax_error(step.when, expression=True)):
-        problems.append((("when",), f"expression error: {error}"))
-    if isinstance(step.for_each, str) and (
-        error := templates.syntax_error(step.for_each, expression=True)
-    ):
-        problems.append((("for_each",), f"expression error: {error}"))
-    try:
-        action = registry.get(step.action)
-    except KeyError as exc:
-        problems.append((("action",), str(exc.args[0])))
-        return problems
-    # Templated parameters are only known at run time: check the literal ones here.
-    templated = {k for k, v in step.with_.items() if _has_template(v)}
-    literal = {k: v for k, v in step.with_.items() if k not in templated}
-    try:
-        action.Input.model_validate(literal)
-    except ValidationError as exc:
-        for err in exc.errors():
-            if err["type"] == "missing" and err["loc"] and err["loc"][0] in templated:
-                continue
-            problems.append((("with", *err["loc"]), f"{step.action}: {_message(err)}"))
-    return problems
-
-
-def _has_template(value: Any) -> bool:
-    return any(True for _ in _template_strings(value, ()))
-
-
-def _template_strings(value: Any, loc: Loc) -> Iterable[tuple[Loc, str]]:
-    if isinstance(value, str) and templates.is_template(value):
-        yield loc, value
-    elif isinstance(value, dict):
-        for k, v in value.items():
-            yield from _template_strings(v, (*loc, str(k)))
-    elif isinstance(value, list):
-        for i, v in enumerate(value):
-            yield from _template_strings(v, (*loc, i))
 
 
 class _Locator:
@@ -321,6 +310,10 @@ class _Locator:
         if node is None:
             return None
         for index, part in enumerate(loc):
+            if part == 0 and tuple(loc[:index]) == ("trigger",) and isinstance(
+                node, yaml.MappingNode
+            ):
+                continue  # one trigger written as a mapping: the first of the list it stands for
             if isinstance(node, yaml.MappingNode):
                 pair = next(((k, v) for k, v in node.value if k.value == str(part)), None)
                 if pair is None:  # a missing key: point at the mapping that lacks it

@@ -7,10 +7,13 @@ approval step is shown as the request it would open and then treated as approved
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from actions.aws.clients import ClientHook
 from actions.base import RunEnv
+from core.settings import Settings
 from engine import conductor, runner
 from engine.alerts import NormalizedAlert, template_view
 from engine.playbooks import LoadedPlaybook
@@ -35,13 +38,30 @@ class RehearsedStep:
     left_undone: tuple[dict[str, str], ...] = ()  # what the step says it would leave undone
 
 
-def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[RehearsedStep]:
-    """Dry-run every step the run would reach, in order, as if every approval were granted."""
+def rehearse(
+    playbook: LoadedPlaybook,
+    alert: NormalizedAlert,
+    *,
+    alerts: Sequence[NormalizedAlert] = (),
+    settings: Settings | None = None,
+    aws_hook: ClientHook | None = None,
+) -> list[RehearsedStep]:
+    """Dry-run every step the run would reach, in order, as if every approval were granted.
+
+    ``alert`` started the run; ``alerts`` are every alert of it in event-time order (a
+    correlated or threshold burst; default: the one). ``aws_hook`` sees every AWS client.
+    """
     spec = playbook.spec
     alert_view = template_view(REHEARSAL_ID, alert)
-    alerts = {"alerts": [alert_view]}  # a rehearsal has the one alert it was given
+    views = [
+        alert_view if other is alert else template_view(f"{REHEARSAL_ID}-{number}", other)
+        for number, other in enumerate(alerts or [alert], 1)
+    ]
+    alerts_view = {"alerts": views}
     run_view = {"id": REHEARSAL_ID, "mode": "dry_run", "playbook": spec.name}
-    env = RunEnv(run_id=REHEARSAL_ID, mode="dry_run", alert=alert_view)
+    env = RunEnv(run_id=REHEARSAL_ID, mode="dry_run", alert=alert_view, aws_hook=aws_hook)
+    if settings is not None:
+        env.settings = settings
     state = conductor.apply(conductor.initial_state(spec), "claim")
     rehearsed: list[RehearsedStep] = []
     # The cursor only moves forward (on_error jumps too), so each step runs at most once.
@@ -53,7 +73,8 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
         approval: str | None = None
         if step.approval is not None:
             context = {
-                **runner.template_context(alert=alert_view, state=state, run=run_view), **alerts
+                **runner.template_context(alert=alert_view, state=state, run=run_view),
+                **alerts_view,
             }
             approval = _approval_request(step, step.approval, context)
             if approval is not None:
@@ -61,7 +82,8 @@ def rehearse(playbook: LoadedPlaybook, alert: NormalizedAlert) -> list[Rehearsed
                 state = conductor.approval_decided(state, step_id, approved=True)
                 state = conductor.apply(state, "claim")
         context = {
-            **runner.template_context(alert=alert_view, state=state, run=run_view), **alerts
+            **runner.template_context(alert=alert_view, state=state, run=run_view),
+            **alerts_view,
         }
         outcome = runner.execute_step(
             step, context, run_id=REHEARSAL_ID, mode="dry_run", sleep=_no_wait, env=env

@@ -9,7 +9,8 @@ template text: it holds names that came from alerts.
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 import yaml
 from sqlalchemy.orm import Session
@@ -23,10 +24,29 @@ from engine.store.models import Run
 from engine.store.runs import get_run, journal, queue_run
 
 
+class StepDone(Protocol):
+    """A step execution of a run's journal, as stored or as ``GET /v1/runs/{id}`` shows it."""
+
+    @property
+    def step_id(self) -> str: ...
+    @property
+    def action(self) -> str: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def output(self) -> Any: ...
+
+
 def undo_entries(session: Session, run_id: str) -> list[dict[str, Any]]:
     """Every change the run's succeeded mutating steps made, newest first."""
+    return changes_to_undo(journal(session, run_id))
+
+
+def changes_to_undo(steps: Sequence[StepDone]) -> list[dict[str, Any]]:
+    """Every change these steps (a run's journal, oldest first) made, newest first: with its
+    undo data, or why it cannot be undone. Pure: ``riposte runs rollback`` shows it first."""
     entries: list[dict[str, Any]] = []
-    for record in reversed(journal(session, run_id)):
+    for record in reversed(steps):
         if record.status != "succeeded" or not _mutating(record.action):
             continue
         outputs = record.output if isinstance(record.output, list) else [record.output]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextvars
 import fnmatch
 import json
+import logging
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -25,11 +26,14 @@ from tenacity import (
 
 from actions import registry
 from actions.base import Action, ActionContext, ActionError, RunEnv
+from core.logs import fields
 from engine import conductor
 from engine.spec import Playbook, Retry, Step
 from engine.templates import TemplateFailure, evaluate, render
 
 NO_RETRY = Retry(attempts=1)
+
+log = logging.getLogger("riposte.worker")
 
 
 @dataclass
@@ -176,12 +180,23 @@ def _call_with_retry(
     def before(state: RetryCallState) -> None:
         ctx.attempt = state.attempt_number
 
+    def before_sleep(state: RetryCallState) -> None:
+        error = state.outcome.exception() if state.outcome is not None else None
+        code = error.code if isinstance(error, ActionError) else type(error).__name__
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        log.warning("step %s attempt %d failed: %s: %s; retrying in %.1fs", ctx.step_id,
+                    state.attempt_number, code, error, wait,
+                    extra=fields(event="step.retrying", action=step.action,
+                                 attempt=state.attempt_number, error_code=code,
+                                 retry_in_seconds=round(wait, 3)))
+
     retrying = Retrying(
         stop=stop_after_attempt(policy.attempts),
         # Full jitter (AWS's advice): a random delay up to backoff * 2^n, capped.
         wait=wait_random_exponential(multiplier=policy.backoff, max=policy.max_delay),
         retry=retry_if_exception(lambda e: _retryable(e, policy.on)),
         before=before,
+        before_sleep=before_sleep,
         sleep=sleep,
         reraise=True,
     )

@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, BeforeValidator
 
-from actions import registry
+from actions import reference, registry
 from engine import spec
 from engine.spec import Playbook
 
@@ -49,9 +49,15 @@ def playbook_schema() -> JsonSchema:
         _accept_duration_strings(model, target)
     actions = registry.all_actions()
     step = defs["Step"]
+    summaries = [reference.summary(action) for _, action in sorted(actions.items())]
     step["properties"]["action"] = {
         "description": step["properties"]["action"].get("description", ""),
         "enum": sorted(actions),
+        # Each name's one-line summary, which yaml-language-server (like VS Code's JSON
+        # service) shows beside it when completing and on hover: Markdown where the editor
+        # renders it, plain text otherwise. An enum, not oneOf/const: errors stay one line.
+        "enumDescriptions": [reference.plain(line) for line in summaries],
+        "markdownEnumDescriptions": summaries,
         "title": "Action",
         "type": "string",
     }
@@ -65,7 +71,10 @@ def playbook_schema() -> JsonSchema:
         rules.append(
             {
                 "if": {"properties": {"action": {"const": name}}, "required": ["action"]},
-                "then": {"properties": {"with": {"$ref": f"#/$defs/{name}"}}},
+                "then": {"properties": {"with": {
+                    "$ref": f"#/$defs/{name}",
+                    "description": f"Parameters of {name} (docs/actions.md).",
+                }}},
             }
         )
     step["allOf"] = rules

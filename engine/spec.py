@@ -183,19 +183,32 @@ class OnFailure(SpecModel):
 class Step(SpecModel):
     """One step of a playbook."""
 
-    id: StepId
+    id: StepId = Field(
+        description="Name of the step, unique in the playbook (letters, digits, _ and -); later "
+        "steps read its output as steps.<id>.output."
+    )
     action: str = Field(description="Registered action name, e.g. core.log.")
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with")
+    with_: dict[str, Any] = Field(
+        default_factory=dict,
+        alias="with",
+        description="The action's parameters, checked against its input model "
+        "(docs/actions.md); any value may be a template.",
+    )
     when: str | None = Field(default=None, description="Expression; the step runs if true.")
     for_each: str | list[Any] | None = Field(
         default=None, description="Expression or list; the action runs once per ``item``."
     )
-    retry: Retry | None = None
+    retry: Retry | None = Field(
+        default=None, description="How a failing attempt is retried; none: one attempt only."
+    )
     timeout: Duration | None = Field(default=None, description="Seconds one attempt may take.")
     on_error: str = Field(
         default="fail", description="fail | continue | the id of the step to go to."
     )
-    approval: Approval | None = None
+    approval: Approval | None = Field(
+        default=None,
+        description="A human decision the step waits for before it runs; none: it runs at once.",
+    )
 
 
 class ResourceFilter(SpecModel):
@@ -276,10 +289,21 @@ class Trigger(SpecModel):
     event_name: list[str] = Field(
         default_factory=list, description="Event names (e.g. TerminateInstances), any of."
     )
-    severity_at_least: int | SeverityLabel | None = None
-    account: list[str] = Field(default_factory=list)
-    region: list[str] = Field(default_factory=list)
-    principal_type: list[str] = Field(default_factory=list)
+    severity_at_least: int | SeverityLabel | None = Field(
+        default=None,
+        description="Lowest severity that matches: 0-100, or a label: INFORMATIONAL (0), LOW (1), "
+        "MEDIUM (40), HIGH (70), CRITICAL (90).",
+    )
+    account: list[str] = Field(
+        default_factory=list, description="AWS account ids (12 digits), any of."
+    )
+    region: list[str] = Field(
+        default_factory=list, description="AWS regions (e.g. us-east-1), any of."
+    )
+    principal_type: list[str] = Field(
+        default_factory=list,
+        description="Types of the alert's principal (e.g. IAMUser, AssumedRole, Root), any of.",
+    )
     resources: ResourceFilter | None = Field(
         default=None, description="Resources the alert must name (at least one)."
     )
@@ -296,13 +320,42 @@ class Trigger(SpecModel):
     )
 
 
-class Playbook(SpecModel):
-    """A named list of steps with the trigger that starts it."""
+def _listed_triggers(value: Any) -> Any:
+    """Read ``trigger:`` as a list: one mapping is a list of one, nothing is an empty list."""
+    if value is None:
+        return []
+    if isinstance(value, dict):
+        return [value]
+    if not isinstance(value, list):
+        raise PydanticCustomError(
+            "trigger_shape", "a trigger is a mapping (source, kind, type, …) or a list of them, "
+            "not {value}", {"value": repr(value)})
+    return value
 
-    name: StepId
-    description: str = ""
-    trigger: Trigger | None = Field(
-        default=None, description="Alerts that start the playbook; none: started by hand only."
+
+# ``trigger:`` in YAML: one trigger (a mapping, as before several triggers) or a list of them.
+# The model holds a list either way, so code reads ``playbook.triggers`` only.
+Triggers = Annotated[
+    list[Trigger],
+    BeforeValidator(_listed_triggers, json_schema_input_type=Trigger | list[Trigger] | None),
+]
+
+
+class Playbook(SpecModel):
+    """A named list of steps with the triggers that start it."""
+
+    name: StepId = Field(
+        description="Name of the playbook, unique among the playbooks: letters, digits, _ and - "
+        "(up to 128)."
+    )
+    description: str = Field(default="", description="What the playbook is for, in words.")
+    triggers: Triggers = Field(
+        default_factory=list,
+        alias="trigger",
+        description="Alerts that start the playbook: one trigger, or a list of them (e.g. the "
+        "same case reported by GuardDuty and by Security Hub). An alert is handled by the first "
+        "trigger it matches, in the order written, so it starts or joins one run of the "
+        "playbook at most; none: started by hand only.",
     )
     mode: Mode | None = Field(
         default=None,
@@ -311,7 +364,7 @@ class Playbook(SpecModel):
         "live would but changes nothing in AWS (shadow mode); none: RIPOSTE_DEFAULT_MODE.",
     )
     vars: dict[str, Any] = Field(default_factory=dict, description="Initial ``vars`` values.")
-    steps: list[Step] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1, description="The steps, run in order (one or more).")
     on_failure: OnFailure | None = Field(
         default=None,
         description="Who is told when a run fails or is cancelled; none: "

@@ -50,17 +50,23 @@ def correlation_key(correlate: Correlate, alert: NormalizedAlert) -> str | None:
     return _group_key("correlate", correlate.by, alert)
 
 
-def threshold_group(threshold: Threshold, alert: NormalizedAlert) -> str:
+def threshold_group(threshold: Threshold, alert: NormalizedAlert, *, trigger: int = 0) -> str:
     """Return the alert's threshold group; events lacking a field form a group of their own.
 
     Counting them together can only make the trigger fire sooner, never hide an event.
+    ``trigger`` is the threshold trigger's place in its playbook's list: each counts its own
+    events to its own count. (Correlation keys are not per trigger: alerts with equal values of
+    the same fields are related whichever trigger took them, and fold into one run.)
     """
-    return _group_key("threshold", threshold.group_by, alert)
+    return _group_key("threshold", threshold.group_by, alert, trigger)
 
 
-def _group_key(kind: str, fields: Sequence[str], alert: NormalizedAlert) -> str:
+def _group_key(kind: str, fields: Sequence[str], alert: NormalizedAlert, trigger: int = 0) -> str:
     values = {path: field_value(alert, path) for path in fields}
-    body = json.dumps([kind, values], sort_keys=True, separators=(",", ":"), ensure_ascii=True)
+    # The first trigger's groups are keyed as before a playbook could have several, so windows
+    # open across an upgrade go on.
+    parts: list[Any] = [kind, values] if trigger == 0 else [kind, values, trigger]
+    body = json.dumps(parts, sort_keys=True, separators=(",", ":"), ensure_ascii=True)
     return hashlib.sha256(body.encode()).hexdigest()
 
 

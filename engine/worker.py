@@ -235,10 +235,9 @@ class Worker:
             self.recovered("housekeeping")
 
     def _expire_approvals(self, _now: float) -> None:
+        # Each expiry is logged by engine.event_log (approval.expired) once committed.
         with self.sessions.begin() as session:
-            expired = approvals.expire_due(session=session, actor=self.worker_id)
-        for request_id in expired:
-            log.info("approval request %s expired", request_id)
+            approvals.expire_due(session=session, actor=self.worker_id)
 
     def _escalate_approvals(self, _now: float) -> None:
         with self.sessions.begin() as session:
@@ -290,8 +289,7 @@ class Worker:
                 )
         except Exception as exc:
             self.failed("notify", exc, run_id=notice.run_id)
-            return
-        log.info("%s %s: told %s, failed %s", verb, notice.request_id, sent, failed)
+        # Who was told is logged by engine.event_log (the audit row of ``verb``) once committed.
 
     def work_once(self) -> bool:
         """Claim one run and drive it; tell whether there was one.

@@ -6,7 +6,6 @@ terminal only as printable text.
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from collections.abc import Callable
@@ -15,15 +14,15 @@ from typing import Any
 import httpx
 
 from engine.modes import rehearsal_mark
-from riposte.approvals_cli import plan_parts, plan_summary
+from engine.render import plan_lines
+from engine.render_run import describe_run
 from riposte.demo_scenario import ATTACKER_IP, HOME_IP, TRAIL_BUCKET, USER, Account
-from riposte.runs_cli import describe_run
-from riposte.terminal import one_line
+from riposte.terminal import one_line, shown
 
 Say = Callable[[str], None]
 CONTAINMENT_STEPS = ("disable-user", "revoke-role-sessions", "revoke-keys", "relaunch")
-# Calls printed per step of the approval's plan; the rest are counted.
-CALLS_SHOWN = 4
+# Targets printed per operation of the approval's plan; the rest are counted.
+TARGETS_SHOWN = 4
 
 
 class StoryFailed(Exception):
@@ -94,7 +93,7 @@ class Story:
         for line in describe_run(run):
             if line.startswith("steps:"):
                 break  # the steps are told below, as they matter
-            self.say(line)
+            self.say(shown(line))
 
     def approval(self, run: dict[str, Any], *, approver_token: str) -> dict[str, Any]:
         pending = next(a for a in run["approvals"] if a["status"] == "pending")
@@ -105,17 +104,10 @@ class Story:
                  f"({request['required']} of {', '.join(request['approvers']) or 'anyone'}; "
                  f"expires {request['expires_at']})")
         self.say(f"plan_hash: {request['plan_hash']}")
-        self.say(f"plan: {plan_summary(request['plan'])}")
-        for part in plan_parts(request["plan"]):
-            self.say(f"  step {part['step']} ({part['action']}):")
-            calls = [call for calls in part.get("calls") or [] for call in calls]
-            for call in calls[:CALLS_SHOWN]:
-                params = json.dumps(call.get("params"), sort_keys=True)
-                self.say("    " + one_line(f"{call['service']}:{call['operation']} "
-                                            f"{call.get('target', '')} {params}"))
-            if len(calls) > CALLS_SHOWN:
-                self.say(f"    … and {len(calls) - CALLS_SHOWN} more (riposte approvals show "
-                         f"{request['id']} lists them all)")
+        first, *rest = plan_lines(request["plan"], targets_shown=TARGETS_SHOWN)
+        self.say(f"plan: {first} (riposte approvals show {request['id']} lists every call)")
+        for line in rest:
+            self.say(shown(line))
         self.say("Approve it from another terminal (as the demo's approver, not the run's "
                  "starter):")
         self.say(f"  RIPOSTE_API_URL={self.url} RIPOSTE_TOKEN={approver_token} "
@@ -164,7 +156,11 @@ class Story:
 
     def audit(self, run_id: str) -> bool:
         self.heading("Audit")
-        events = self.call("GET", f"/v1/audit?run_id={run_id}&limit=1000")["events"]
+        page = self.call("GET", f"/v1/audit?run_id={run_id}&limit=500")
+        events = page["events"]
+        while page.get("next"):  # the API's pages, as long as it gives a link to the next
+            page = self.call("GET", page["next"])
+            events += page["events"]
         verbs: dict[str, int] = {}
         for event in events:
             verbs[event["verb"]] = verbs.get(event["verb"], 0) + 1

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import typer
 
@@ -34,8 +35,20 @@ def when(stamp: str) -> str:
         return str(stamp)
 
 
+def say(line: str = "") -> None:
+    """Print one line of text made for people (``engine.render``), shown safely."""
+    typer.echo(shown(line))
+
+
+def print_json(document: Any) -> None:
+    """Print a JSON document as the API gave it, for scripts (ASCII: no control reaches the
+    terminal, escapes keep every character)."""
+    typer.echo(json.dumps(document, indent=2, ensure_ascii=True))
+
+
 def print_table(rows: Sequence[Sequence[str]]) -> None:
     """Print rows (the first one the header) in columns as wide as their widest cell."""
+    rows = [[one_line(cell) for cell in row] for row in rows]
     widths = [max(len(row[column]) for row in rows) for column in range(len(rows[0]))]
     for row in rows:
         typer.echo("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True))

@@ -19,6 +19,7 @@ from __future__ import annotations
 import copy
 import fnmatch
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,6 +27,7 @@ import boto3
 import botocore.session
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
+from botocore.paginate import Paginator, PaginatorModel
 from tenacity import (
     Retrying,
     retry_if_exception,
@@ -33,7 +35,8 @@ from tenacity import (
     wait_random_exponential,
 )
 
-from actions.base import ActionError
+from actions.aws.arns import partition_of
+from actions.errors import ActionError
 from core.settings import Settings
 
 # Operations that only read, by the verb their name starts with.
@@ -113,8 +116,31 @@ class Client:
         extra = codes or AFTER_CHANGE_CODES
         return Client(self._client, retry_seconds=self._retry_seconds, codes=self._codes + extra)
 
-    def get_paginator(self, operation: str) -> Any:
-        return self._client.get_paginator(operation)
+    def get_paginator(
+        self, operation: str, *, before_each_page: Callable[[], object] | None = None
+    ) -> Paginator:
+        """botocore's paginator for ``operation``, each page requested through this client.
+
+        So a page is retried on the settling codes and fails as an :class:`AwsError`, as a
+        direct call does (a raw client's paginator would do neither). ``before_each_page``
+        runs before every page request: a rate limit waits there.
+        """
+        model = self.meta.service_model
+        name = self.meta.method_to_api_mapping[operation]
+        config = _paginator_model(model.service_name, model.api_version).get_paginator(name)
+        call = getattr(self, operation)
+
+        def page(**kwargs: Any) -> Any:
+            if before_each_page is not None:
+                before_each_page()
+            return call(**kwargs)
+
+        return Paginator(page, config, model.operation_model(name))
+
+    def every(self, operation: str, key: str, **params: Any) -> list[Any]:
+        """Every item under ``key`` of a paginated operation, all pages read."""
+        pages = self.get_paginator(operation).paginate(**params)
+        return list(pages.build_full_result().get(key, []))
 
     def get_waiter(self, name: str) -> Any:
         return self._client.get_waiter(name)
@@ -158,6 +184,12 @@ def _shared_loader() -> Any:
     return botocore.session.get_session().get_component("data_loader")
 
 
+@functools.cache
+def _paginator_model(service: str, api_version: str) -> PaginatorModel:
+    """The pagination rules botocore ships for a service (read once per process)."""
+    return PaginatorModel(_shared_loader().load_service_model(service, "paginators-1", api_version))
+
+
 def new_session(**credentials: str) -> boto3.Session:
     """A boto3 session sharing one model loader: each run reads the service models once."""
     core = botocore.session.get_session()
@@ -165,13 +197,22 @@ def new_session(**credentials: str) -> boto3.Session:
     return boto3.Session(botocore_session=core, **credentials)
 
 
+# Called with each new botocore client, the account it reaches (None: Riposte's own) and the
+# region asked for, after the guard is installed: ``riposte replay`` records or replays lookups
+# through the client's events.
+ClientHook = Callable[[Any, str | None, str], None]
+
+
 class AwsClients:
     """The AWS client factory of one run."""
 
-    def __init__(self, settings: Settings, *, dry_run: bool, run_id: str) -> None:
+    def __init__(
+        self, settings: Settings, *, dry_run: bool, run_id: str, hook: ClientHook | None = None
+    ) -> None:
         self.settings = settings
         self.dry_run = dry_run
         self.run_id = run_id
+        self._hook = hook
         self.calls = CallLog()
         self._base = new_session()
         self._sessions: dict[str, boto3.Session] = {}
@@ -196,6 +237,8 @@ class AwsClients:
             config=self._config,
         )
         self._watch(raw, account=account, region=region)
+        if self._hook is not None:
+            self._hook(raw, account, region)
         return Client(raw, retry_seconds=self.settings.aws_retry_seconds, codes=SETTLING_CODES)
 
     def identity(self) -> dict[str, str]:
@@ -223,7 +266,7 @@ class AwsClients:
                 f"account {account} is not Riposte's own and RIPOSTE_RESPONDER_ROLE is not set",
                 retryable=False,
             )
-        partition = self.identity()["Arn"].split(":")[1]
+        partition = partition_of(self.identity()["Arn"])
         request: dict[str, Any] = {
             "RoleArn": f"arn:{partition}:iam::{account}:role/{role.strip('/')}",
             "RoleSessionName": f"riposte-{self.run_id}"[:64],

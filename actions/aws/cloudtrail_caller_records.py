@@ -24,6 +24,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from actions.aws.arns import parse_arn
 from actions.aws.cloudtrail_history import Event, tally
 from actions.aws.cloudtrail_records import Record, event_time, iso, text, unique_records
 from actions.investigation.artifacts import PRINCIPAL_KINDS
@@ -205,7 +206,7 @@ def _values(values: Iterable[str | None]) -> list[str]:
 
 def _role_arn(session_arn: str | None, role: str | None) -> str | None:
     """``arn:aws:iam::ACC:role/R`` from ``arn:aws:sts::ACC:assumed-role/R/session``."""
-    parts = (session_arn or "").split(":", 5)
-    if len(parts) != 6 or not role:
+    session = parse_arn(session_arn or "")
+    if session is None or not role:
         return None
-    return f"arn:{parts[1]}:iam::{parts[4]}:role/{role}"
+    return f"arn:{session.partition}:iam::{session.account}:role/{role}"

@@ -4,6 +4,10 @@
 allows 2 requests per second per account and region. Every call waits its turn in a token
 bucket per (account, region) shared by the whole process, so parallel steps and runs never
 exceed the limit together; the wait watches the step's ``cancelled`` event.
+
+botocore's paginator reads the pages; the bucket stays ours on purpose: botocore's retry modes
+act after a throttle, and its ``adaptive`` mode paces one client only, while a run makes one
+client per step and region and many runs share the account's limit.
 """
 
 from __future__ import annotations
@@ -102,30 +106,30 @@ def lookup_events(
 
     Stops when ``report`` holds ``max_events`` records (and says it is truncated).
     """
-    request: dict[str, Any] = {
-        "LookupAttributes": [{"AttributeKey": attribute, "AttributeValue": value}],
-        "StartTime": start,
-        "EndTime": end,
-        "MaxResults": PAGE_SIZE,
-    }
-    found = 0
-    while True:
+
+    def take_turn() -> None:
+        # botocore's paginator asks for the next page only when iterated on, through this hook:
+        # every page request, the first included, waits its turn in the shared bucket.
         if cancelled.is_set():
             raise ActionError("Cancelled", "cancelled while reading LookupEvents",
                               retryable=False)
         report.waited_seconds += limiter.acquire(key, cancelled)
-        answer = client.lookup_events(**request)
+
+    pages = client.get_paginator("lookup_events", before_each_page=take_turn).paginate(
+        LookupAttributes=[{"AttributeKey": attribute, "AttributeValue": value}],
+        StartTime=start,
+        EndTime=end,
+        # MaxItems cuts the last page short and stops asking for more once the report is full.
+        PaginationConfig={"PageSize": PAGE_SIZE, "MaxItems": max_events - len(report.records)},
+    )
+    found = 0
+    for page in pages:
         report.calls += 1
-        for event in answer.get("Events", []):
-            if len(report.records) >= max_events:
-                report.truncated = True
-                break
+        for event in page.get("Events", []):
             report.records.append(record_of(event))
             found += 1
-        token = answer.get("NextToken")
-        if not token or report.truncated:
-            break
-        request["NextToken"] = token
+    # A resume token means the limit, not the history, ended the reading.
+    report.truncated = pages.resume_token is not None
     report.queries.append(
         {"region": key[1], "attribute": attribute, "value": value, "events": found}
     )

@@ -23,6 +23,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from actions.aws.arns import parse_arn
+
 Record = dict[str, Any]
 
 ACCESS_KEY_ID = re.compile(r"^A[KS]IA[A-Z0-9]{12,124}$")
@@ -153,10 +155,10 @@ class PrincipalRef:
             return cls(access_key_id=value)
         if not value.startswith("arn:"):
             return cls(name=value)
-        parts = value.split(":", 5)
-        if len(parts) != 6:
+        fields = parse_arn(value)
+        if fields is None:
             return cls(arn=value)
-        service, account, resource = parts[2], parts[4] or None, parts[5]
+        service, account, resource = fields.service, fields.account or None, fields.resource
         kind, _, rest = resource.partition("/")
         if service == "iam" and kind == "user" and rest:
             return cls(arn=value, name=rest.rsplit("/", 1)[-1], account=account, type="IAMUser")

@@ -15,10 +15,9 @@ import json
 import re
 import threading
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
 
 from actions.aws.clients import Client
 from actions.aws.cloudtrail_records import Record, event_time
@@ -72,7 +71,8 @@ def may_hold(key: str, start: datetime, end: datetime) -> bool:
 def regions_with_logs(client: Client, *, bucket: str, base: str) -> list[str]:
     """The regions the bucket holds logs for (the folders under ``base``)."""
     regions: list[str] = []
-    for page in _pages(client, Bucket=bucket, Prefix=base, Delimiter="/"):
+    listing = client.get_paginator("list_objects_v2")
+    for page in listing.paginate(Bucket=bucket, Prefix=base, Delimiter="/"):
         for common in page.get("CommonPrefixes", []):
             regions.append(str(common["Prefix"])[len(base):].strip("/"))
     return sorted(r for r in regions if r)
@@ -97,10 +97,12 @@ def read_log_files(
     one damaged file must not hide the rest of the history.
     """
     report.regions = regions
+    # Pages are asked for one at a time as the loop needs them: a full report stops the listing.
+    listing = client.get_paginator("list_objects_v2")
     for region in regions:
         for day in days(start, end):
             prefix = f"{base}{region}/{day:%Y/%m/%d}/"
-            for page in _pages(client, Bucket=bucket, Prefix=prefix):
+            for page in listing.paginate(Bucket=bucket, Prefix=prefix):
                 for listed in page.get("Contents", []):
                     key = str(listed["Key"])
                     report.files_listed += 1
@@ -135,12 +137,3 @@ def _records(client: Client, bucket: str, key: str) -> list[Record] | None:
         return None
     return [record for record in records if isinstance(record, dict)]
 
-
-def _pages(client: Client, **request: Any) -> Iterator[dict[str, Any]]:
-    while True:
-        page: dict[str, Any] = client.list_objects_v2(**request)
-        yield page
-        token = page.get("NextContinuationToken")
-        if not page.get("IsTruncated") or not token:
-            return
-        request["ContinuationToken"] = token

@@ -9,7 +9,6 @@ from actions.aws.ec2_lookup import (
     InstancesInput,
     describe,
     describe_cache_key,
-    every,
     instance_profile,
     interfaces,
     is_production,
@@ -94,7 +93,8 @@ def _images_by_id(ec2: Any, image_ids: set[str | None]) -> dict[str, dict[str, A
     if not wanted:
         return {}
     # A filter, not ImageIds: a deregistered AMI is then absent instead of failing the call.
-    listed = every(ec2.describe_images, "Images", Filters=[{"Name": "image-id", "Values": wanted}])
+    wanted_filter = [{"Name": "image-id", "Values": wanted}]
+    listed = ec2.every("describe_images", "Images", Filters=wanted_filter)
     return {image["ImageId"]: image for image in listed}
 
 

@@ -15,7 +15,6 @@ from actions.aws.clients import Client
 from actions.aws.ec2_lookup import (
     Change,
     describe,
-    every,
     interfaces,
     made_by,
     state_of,
@@ -35,8 +34,8 @@ def profile_associations(ec2: Client, instance_id: str) -> list[dict[str, Any]]:
     """The instance's current instance-profile associations."""
     return [
         a
-        for a in every(
-            ec2.describe_iam_instance_profile_associations,
+        for a in ec2.every(
+            "describe_iam_instance_profile_associations",
             "IamInstanceProfileAssociations",
             Filters=[{"Name": "instance-id", "Values": [instance_id]}],
         )
@@ -132,8 +131,8 @@ def restoration(ec2: Client, undo: Mapping[str, Any]) -> tuple[list[Change], dic
         group_id = group["group_id"]
         users = {
             n["NetworkInterfaceId"]
-            for n in every(
-                ec2.describe_network_interfaces,
+            for n in ec2.every(
+                "describe_network_interfaces",
                 "NetworkInterfaces",
                 Filters=[{"Name": "group-id", "Values": [group_id]}],
             )

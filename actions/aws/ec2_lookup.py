@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Generic, TypeVar
@@ -101,18 +101,6 @@ def where_of(undo: Mapping[str, Any]) -> Where:
     return Where(account=undo.get("account"), region=str(undo["region"]))
 
 
-def every(method: Callable[..., Any], key: str, **params: Any) -> list[dict[str, Any]]:
-    """Every item of a paginated EC2 Describe call (errors become step errors on the way)."""
-    items: list[dict[str, Any]] = []
-    token: str | None = None
-    while True:
-        answer = method(**params, **({"NextToken": token} if token else {}))
-        items.extend(answer.get(key) or [])
-        token = answer.get("NextToken")
-        if not token:
-            return items
-
-
 def describe(ec2: Client, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Describe instances by id; an unknown id is absent from the answer, not an error.
 
@@ -120,8 +108,8 @@ def describe(ec2: Client, ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """
     wanted = list(ids)
     found: dict[str, dict[str, Any]] = {}
-    for reservation in every(
-        ec2.describe_instances,
+    for reservation in ec2.every(
+        "describe_instances",
         "Reservations",
         Filters=[{"Name": "instance-id", "Values": wanted}],
     ):

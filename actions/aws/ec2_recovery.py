@@ -29,7 +29,6 @@ from actions.aws.ec2_lookup import (
     TAG_INSTANCE,
     TAG_RUN,
     TAG_STEP,
-    every,
     iso,
     moment,
     tags_of,
@@ -65,7 +64,7 @@ class Backups:
             return cls()
         ids = sorted({i["InstanceId"] for i in listed})
         volume_ids = sorted({v["volume_id"] for i in listed for v in volumes(i)})
-        backups = cls(images=every(ec2.describe_images, "Images", Owners=["self"]))
+        backups = cls(images=ec2.every("describe_images", "Images", Owners=["self"]))
         for name, values in (
             (f"tag:{TAG_INSTANCE}", ids),
             ("description", [f"Created by CreateImage({i})*" for i in ids]),
@@ -73,8 +72,8 @@ class Backups:
         ):
             for start in range(0, len(values), _FILTER_VALUES):
                 chunk = values[start : start + _FILTER_VALUES]
-                for snapshot in every(
-                    ec2.describe_snapshots, "Snapshots", OwnerIds=["self"],
+                for snapshot in ec2.every(
+                    "describe_snapshots", "Snapshots", OwnerIds=["self"],
                     Filters=[{"Name": name, "Values": chunk}],
                 ):
                     backups.snapshots.setdefault(snapshot["SnapshotId"], snapshot)

@@ -7,6 +7,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import Field
+
 from actions.aws import ec2_recovery
 from actions.aws.clients import Client
 from actions.aws.ec2_isolation import BEFORE, PROFILE
@@ -30,11 +32,25 @@ from actions.base import ActionContext, ActionError, ActionInput
 class Override(ActionInput):
     """What to launch a replacement with where the terminated instance no longer shows it."""
 
-    instance_type: str | None = None
-    subnet_id: str | None = None
-    security_group_ids: list[str] | None = None
-    key_name: str | None = None
-    instance_profile_arn: str | None = None
+    instance_type: str | None = Field(
+        default=None, description="Instance type (e.g. m5.large); default: the original's."
+    )
+    subnet_id: str | None = Field(
+        default=None, description="Subnet to launch into (subnet-…); default: the original's."
+    )
+    security_group_ids: list[str] | None = Field(
+        default=None,
+        description="Security groups (sg-…) of the primary interface; default: the original's "
+        "(those it had before Riposte isolated it, if it did).",
+    )
+    key_name: str | None = Field(
+        default=None, description="EC2 key pair name; default: the original's, if it had one."
+    )
+    instance_profile_arn: str | None = Field(
+        default=None,
+        description="ARN of the instance profile to attach; default: the original's, if AWS "
+        "still shows it (it drops it on termination) or isolation recorded it; else none.",
+    )
 
 
 def launch_settings(

@@ -20,7 +20,6 @@ from actions.aws.ec2_lookup import (
     carry_out,
     describe,
     ec2_at,
-    every,
     filled,
     is_production,
     made_by,
@@ -162,8 +161,8 @@ def _survey(ctx: ActionContext, params: InstancesInput, ec2: Client) -> Snapshot
     found = describe(ec2, ids)
     require_all(found, ids)
     taken: dict[tuple[str, str], str] = {}
-    for snapshot in every(
-        ec2.describe_snapshots,
+    for snapshot in ec2.every(
+        "describe_snapshots",
         "Snapshots",
         OwnerIds=["self"],
         Filters=[
@@ -228,8 +227,8 @@ def _ours(ec2: Client, undo: Mapping[str, Any]) -> tuple[list[str], list[str]]:
     recorded = list(undo.get("snapshots") or [])
     if not recorded:
         return [], []
-    listed = every(
-        ec2.describe_snapshots,
+    listed = ec2.every(
+        "describe_snapshots",
         "Snapshots",
         OwnerIds=["self"],
         Filters=[{"Name": "snapshot-id", "Values": recorded}],

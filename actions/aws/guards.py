@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 
+from actions.aws.arns import arn_fields
 from actions.base import ActionContext, ActionError
 
 SSO_ROLE_PREFIX = "AWSReservedSSO_"
@@ -47,7 +48,7 @@ def _is_self(ctx: ActionContext, *, kind: str, name: str) -> bool:
     if kind == "role" and responder and name == responder.rsplit("/", 1)[-1]:
         return True  # the role Riposte assumes in other accounts
     # arn:aws:iam::123:user/path/name, or arn:aws:sts::123:assumed-role/RoleName/session
-    own = ctx.aws.identity()["Arn"].split(":", 5)[-1]
+    own = arn_fields(ctx.aws.identity()["Arn"]).resource
     own_kind, _, rest = own.partition("/")
     if own_kind == "user":
         return kind == "user" and rest.rsplit("/", 1)[-1] == name

@@ -12,16 +12,15 @@ from typing import Any
 
 from pydantic import Field
 
+from actions.aws.arns import account_of
 from actions.aws.clients import AwsError, Client
 from actions.aws.iam_principals import (
     IamCall,
     ReversibleIamAction,
-    account_of,
     contained_entity,
     execute,
     iam_client,
     named,
-    pages,
     undo_client,
 )
 from actions.aws.target import AwsInput
@@ -33,7 +32,7 @@ from actions.registry import register
 
 def key_listing(iam: Client, user: str) -> list[dict[str, Any]]:
     """The user's access keys: ``AccessKeyId``, ``Status``, ``CreateDate``."""
-    return pages(iam.list_access_keys, "AccessKeyMetadata", UserName=user)
+    return iam.every("list_access_keys", "AccessKeyMetadata", UserName=user)
 
 
 def deactivations(user: str, keys: list[dict[str, Any]]) -> list[PlannedCall]:

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import Field, model_validator
 
+from actions.aws.arns import account_of
 from actions.aws.clients import Client
 from actions.aws.iam_principals import (
     PrincipalRef,
@@ -22,7 +23,6 @@ from actions.aws.iam_principals import (
     iam_client,
     iso,
     optional,
-    pages,
     parse_arn,
 )
 from actions.aws.iam_role_sessions import REVOKE_POLICY, revocation_time
@@ -159,12 +159,13 @@ class PrincipalReader:
     def user(self, name: str) -> dict[str, Any]:
         iam = self.iam
         user = get_entity(iam, "user", name)
-        groups = [self._group(g) for g in pages(iam.list_groups_for_user, "Groups", UserName=name)]
-        attached = self._attached(iam.list_attached_user_policies, UserName=name)
-        inline = self._inline(iam.list_user_policies, iam.get_user_policy, UserName=name)
-        listed_keys = pages(iam.list_access_keys, "AccessKeyMetadata", UserName=name)
+        listed_groups = iam.every("list_groups_for_user", "Groups", UserName=name)
+        groups = [self._group(g) for g in listed_groups]
+        attached = self._attached("list_attached_user_policies", UserName=name)
+        inline = self._inline("list_user_policies", iam.get_user_policy, UserName=name)
+        listed_keys = iam.every("list_access_keys", "AccessKeyMetadata", UserName=name)
         keys = [self._key(key) for key in listed_keys]
-        devices = pages(iam.list_mfa_devices, "MFADevices", UserName=name)
+        devices = iam.every("list_mfa_devices", "MFADevices", UserName=name)
         mfa = [{"serial": d["SerialNumber"], "enabled": iso(d.get("EnableDate"))} for d in devices]
         login = optional(iam.get_login_profile, UserName=name)
         profile = (login or {}).get("LoginProfile", {})
@@ -211,14 +212,14 @@ class PrincipalReader:
     def role(self, name: str) -> dict[str, Any]:
         iam = self.iam
         role = get_entity(iam, "role", name)
-        attached = self._attached(iam.list_attached_role_policies, RoleName=name)
-        inline = self._inline(iam.list_role_policies, iam.get_role_policy, RoleName=name)
+        attached = self._attached("list_attached_role_policies", RoleName=name)
+        inline = self._inline("list_role_policies", iam.get_role_policy, RoleName=name)
         revoke = next((p["document"] for p in inline if p["name"] == REVOKE_POLICY), None)
         revoked_before = revocation_time(revoke)
         last = role.get("RoleLastUsed") or {}
         trust = role.get("AssumeRolePolicyDocument") or {}
         trusted = trusted_principals(trust)
-        profiles = pages(iam.list_instance_profiles_for_role, "InstanceProfiles", RoleName=name)
+        profiles = iam.every("list_instance_profiles_for_role", "InstanceProfiles", RoleName=name)
         changes = self._dated("role created", [(role["CreateDate"], None)])
         changes += self._policy_versions(attached)
         hours = role.get("MaxSessionDuration", 3600) / 3600
@@ -254,7 +255,7 @@ class PrincipalReader:
             "id": entity[id_key],
             "arn": entity["Arn"],
             "path": entity.get("Path", "/"),
-            "account": entity["Arn"].split(":")[4],
+            "account": account_of(entity["Arn"]),
             "created": iso(created),
             "age_days": (self.now - created).days,
             "tags": {tag["Key"]: tag["Value"] for tag in entity.get("Tags", [])},
@@ -266,11 +267,9 @@ class PrincipalReader:
         return {
             "name": name,
             "arn": group["Arn"],
-            "attached_policies": self._attached(
-                self.iam.list_attached_group_policies, GroupName=name
-            ),
+            "attached_policies": self._attached("list_attached_group_policies", GroupName=name),
             "inline_policies": self._inline(
-                self.iam.list_group_policies, self.iam.get_group_policy, GroupName=name
+                "list_group_policies", self.iam.get_group_policy, GroupName=name
             ),
         }
 
@@ -291,14 +290,12 @@ class PrincipalReader:
             else None,
         }
 
-    @staticmethod
-    def _attached(call: Any, **who: str) -> list[dict[str, str]]:
-        listed = pages(call, "AttachedPolicies", **who)
+    def _attached(self, operation: str, **who: str) -> list[dict[str, str]]:
+        listed = self.iam.every(operation, "AttachedPolicies", **who)
         return [{"name": p["PolicyName"], "arn": p["PolicyArn"]} for p in listed]
 
-    @staticmethod
-    def _inline(list_call: Any, get_call: Any, **who: str) -> list[dict[str, Any]]:
-        names = pages(list_call, "PolicyNames", **who)
+    def _inline(self, list_operation: str, get_call: Any, **who: str) -> list[dict[str, Any]]:
+        names = self.iam.every(list_operation, "PolicyNames", **who)
         return [
             {"name": name, "document": get_call(PolicyName=name, **who)["PolicyDocument"]}
             for name in names
@@ -307,8 +304,8 @@ class PrincipalReader:
     def _policy_versions(self, policies: list[dict[str, str]]) -> list[dict[str, Any]]:
         """Versions of the customer-managed policies among ``policies`` made in the window."""
         changes: list[dict[str, Any]] = []
-        for arn in sorted({p["arn"] for p in policies if p["arn"].split(":")[4] != "aws"}):
-            for version in pages(self.iam.list_policy_versions, "Versions", PolicyArn=arn):
+        for arn in sorted({p["arn"] for p in policies if account_of(p["arn"]) != "aws"}):
+            for version in self.iam.every("list_policy_versions", "Versions", PolicyArn=arn):
                 default = " (the version in force)" if version.get("IsDefaultVersion") else ""
                 changes += self._dated(
                     f"policy version {version['VersionId']} created{default}",

@@ -20,12 +20,12 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from actions.aws.arns import account_of, partition_of
 from actions.aws.clients import AwsError, Client
 from actions.aws.iam_access_keys import deactivations, key_listing, reactivations
 from actions.aws.iam_principals import (
     IamCall,
     ReversibleIamAction,
-    account_of,
     contained_entity,
     described,
     execute,
@@ -33,8 +33,6 @@ from actions.aws.iam_principals import (
     iam_client,
     named,
     optional,
-    pages,
-    partition_of,
     undo_client,
 )
 from actions.aws.target import AwsInput
@@ -214,7 +212,7 @@ class DisableUser(ReversibleIamAction[DisableUserInput]):
             name=ref.name,
             arn=user["Arn"],
             attached=_attached(iam, ref.name),
-            inline=pages(iam.list_user_policies, "PolicyNames", UserName=ref.name),
+            inline=iam.every("list_user_policies", "PolicyNames", UserName=ref.name),
             keys=key_listing(iam, ref.name),
             has_password=optional(iam.get_login_profile, UserName=ref.name) is not None,
             tags={tag["Key"]: tag["Value"] for tag in user.get("Tags", [])},
@@ -280,7 +278,8 @@ class DisableUser(ReversibleIamAction[DisableUserInput]):
             else:
                 unchanged.append(f"{deny['policy_arn']} is no longer attached")
         elif "policy_name" in deny:
-            if deny["policy_name"] in pages(iam.list_user_policies, "PolicyNames", UserName=name):
+            inline = iam.every("list_user_policies", "PolicyNames", UserName=name)
+            if deny["policy_name"] in inline:
                 calls.append(_user_call(name, "DeleteUserPolicy", PolicyName=deny["policy_name"]))
             else:
                 unchanged.append(f"inline policy {deny['policy_name']} no longer exists")
@@ -288,7 +287,7 @@ class DisableUser(ReversibleIamAction[DisableUserInput]):
 
 
 def _attached(iam: Client, user: str) -> list[str]:
-    listed = pages(iam.list_attached_user_policies, "AttachedPolicies", UserName=user)
+    listed = iam.every("list_attached_user_policies", "AttachedPolicies", UserName=user)
     return [policy["PolicyArn"] for policy in listed]
 
 

@@ -15,6 +15,7 @@ from typing import Any, Literal, TypeVar
 
 from botocore import xform_name
 
+from actions.aws.arns import arn_fields
 from actions.aws.clients import AwsError, Client
 from actions.aws.guards import refuse_protected
 from actions.aws.target import AwsInput
@@ -43,10 +44,8 @@ class PrincipalRef:
 
 def parse_arn(arn: str) -> PrincipalRef:
     """Read a user, role or assumed-role session ARN; anything else is ``UnsupportedPrincipal``."""
-    parts = arn.split(":", 5)
-    if len(parts) != 6 or parts[0] != "arn":
-        raise ActionError("InvalidArn", f"{arn!r} is not an ARN", retryable=False)
-    service, account, resource = parts[2], parts[4] or None, parts[5]
+    fields = arn_fields(arn)
+    service, account, resource = fields.service, fields.account or None, fields.resource
     kind, _, rest = resource.partition("/")
     if service == "iam" and kind in ("user", "role") and rest:
         # The path (user/Development/Roboman1) is not part of the name.
@@ -147,27 +146,6 @@ def contained_entity(ctx: ActionContext, iam: Client, kind: Kind, name: str) -> 
     entity = get_entity(iam, kind, name)
     refuse_protected(ctx, kind=kind, name=name, arn=entity["Arn"])
     return entity
-
-
-def account_of(arn: str) -> str:
-    """The account id in an ARN."""
-    return arn.split(":")[4]
-
-
-def partition_of(arn: str) -> str:
-    """The partition in an ARN (``aws``, ``aws-cn``, ``aws-us-gov``)."""
-    return arn.split(":")[1]
-
-
-def pages(call: Callable[..., Any], key: str, **params: Any) -> list[Any]:
-    """Every item of an IAM list operation, following ``Marker`` while ``IsTruncated``."""
-    items: list[Any] = []
-    while True:
-        answer = call(**params)
-        items.extend(answer.get(key, []))
-        if not answer.get("IsTruncated"):
-            return items
-        params = {**params, "Marker": answer["Marker"]}
 
 
 def optional(call: Callable[..., Any], **params: Any) -> Any:

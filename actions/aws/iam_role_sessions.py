@@ -22,11 +22,11 @@ from typing import Any
 
 from pydantic import Field
 
+from actions.aws.arns import account_of
 from actions.aws.clients import Client
 from actions.aws.iam_principals import (
     IamCall,
     ReversibleIamAction,
-    account_of,
     contained_entity,
     described,
     execute,

@@ -262,23 +262,20 @@ def _read_finding(
         "Id": [{"Value": ref["Id"], "Comparison": "EQUALS"}],
         "ProductArn": [{"Value": ref["ProductArn"], "Comparison": "EQUALS"}],
     }
-    token: str | None = None
-    while True:
-        page = securityhub.get_findings(
-            Filters=filters, MaxResults=100, **({"NextToken": token} if token else {})
-        )
+    pages = securityhub.get_paginator("get_findings").paginate(
+        Filters=filters, PaginationConfig={"PageSize": 100}
+    )
+    for page in pages:  # the next page is asked for only while the finding is not found
         for finding in page.get("Findings", []):
             # Matched here as well: an emulator may ignore the filters.
             if finding.get("Id") == ref["Id"] and finding.get("ProductArn") == ref["ProductArn"]:
                 return dict(finding)
-        token = page.get("NextToken")
-        if not token:
-            raise ActionError(
-                "FindingNotFound",
-                f"Security Hub has no finding {ref['Id']} ({ref['ProductArn']}) in account "
-                f"{account}, region {region}",
-                retryable=False,
-            )
+    raise ActionError(
+        "FindingNotFound",
+        f"Security Hub has no finding {ref['Id']} ({ref['ProductArn']}) in account "
+        f"{account}, region {region}",
+        retryable=False,
+    )
 
 
 def _status(finding: Mapping[str, Any]) -> str:

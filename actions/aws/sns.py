@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import Field
 
+from actions.aws.arns import arn_fields
 from actions.aws.clients import AwsError, Client
 from actions.aws.target import AwsInput
 from actions.base import Action, ActionContext, ActionError, PlannedCall
@@ -109,8 +110,10 @@ class Publish(Action[PublishInput]):
 
 def _prepare(ctx: ActionContext, params: PublishInput) -> tuple[Client, PlannedCall]:
     """The client for the topic and the exact Publish call, after checking the topic exists."""
-    _, _, _, region, account, _ = params.topic_arn.split(":")  # the input's pattern holds
-    sns = ctx.aws.client("sns", account=params.account or account, region=params.region or region)
+    topic = arn_fields(params.topic_arn)  # the input's pattern holds
+    sns = ctx.aws.client(
+        "sns", account=params.account or topic.account, region=params.region or topic.region
+    )
     try:
         attributes = sns.get_topic_attributes(TopicArn=params.topic_arn)["Attributes"]
     except AwsError as exc:

@@ -162,3 +162,10 @@ def alarm_words(alarm: Mapping[str, Any]) -> str:
         bound = COMPARISON_WORDS.get(clean(alarm.get("comparison")), "threshold")
         measure.append(f"{bound} {threshold:g}")
     return said + (f" ({', '.join(measure)})" if measure else "")
+
+
+def window_words(value: object) -> str:
+    """Write a window's length: ``7 days``, ``1 day``; ``days`` when it is not a number."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:g} day" if value == 1 else f"{value:g} days"
+    return "days"

@@ -67,7 +67,7 @@ def _message(response: Response) -> str:
         body = json.loads(bytes(response.body))
     except ValueError:
         return "Something went wrong."
-    message = body.get("message") if isinstance(body, dict) else None
+    message = body.get("detail") if isinstance(body, dict) else None
     return str(message) if message else "Something went wrong."
 
 

@@ -1,7 +1,8 @@
 """The console's reading pages: the inbox (and its self-refreshing part), runs, alerts,
 playbooks and the audit log. Thin, like the API's routers: read, shape, render.
 
-Lists page like the API: ``limit``/``offset`` (runs, alerts) and ``after_id`` (audit).
+Lists page like the API: ``limit`` and the opaque ``cursor`` of api.pagination (runs, alerts),
+and ``after_id`` (audit).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from api.console import views
 from api.console.access import HOME, ViewerDep
 from api.console.pages import page, render
 from api.deps import IdInPath, LibraryDep, RuntimeDep, SessionDep
+from api.pagination import IdCursor
+from api.pagination import page as paged
 from api.schemas import AlertOut, AuditEventOut, ChainReportOut, PlaybookOut, ProblemOut
 from engine import audit, conductor
 from engine.store.alerts import get_alert, list_alerts
@@ -27,7 +30,6 @@ router = APIRouter(include_in_schema=False)
 
 PAGE_SIZE = 50
 PageLimit = Annotated[int, Query(ge=1, le=1000)]
-PageOffset = Annotated[int, Query(ge=0, le=2**31 - 1)]
 FilterText = Annotated[str | None, Query(max_length=256)]
 REFRESH_SECONDS = 15
 
@@ -40,16 +42,11 @@ class Pager:
     next: str | None
 
 
-def pager(request: Request, *, offset: int, limit: int, shown: int) -> Pager:
-    """Links to the pages before and after this one (no next link on a short page)."""
-    def at(new_offset: int) -> str:
-        query = {**request.query_params, "offset": str(new_offset), "limit": str(limit)}
-        if new_offset == 0:
-            query.pop("offset")
-        return f"{request.url.path}?{urlencode(query)}"
-
-    return Pager(previous=at(max(0, offset - limit)) if offset > 0 else None,
-                 next=at(offset + limit) if shown >= limit else None)
+def pager(request: Request, *, cursor: str | None, next_page: str | None) -> Pager:
+    """Links to the first page (from any later one) and to the next one (none on the last)."""
+    query = [(k, v) for k, v in request.query_params.multi_items() if k != "cursor"]
+    first = f"{request.url.path}?{urlencode(query)}" if cursor else None
+    return Pager(previous=first, next=next_page)
 
 
 @router.get("/")
@@ -82,7 +79,7 @@ def runs_page(
     request: Request, viewer: ViewerDep, session: SessionDep, library: LibraryDep,
     status: FilterText = None, playbook: FilterText = None, principal: FilterText = None,
     since: FilterText = None, until: FilterText = None,
-    limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0,
+    limit: PageLimit = PAGE_SIZE, cursor: IdCursor = None,
 ) -> HTMLResponse:
     """Runs, newest first, filtered by status, playbook, principal and creation time."""
     problems: list[str] = []
@@ -90,16 +87,17 @@ def runs_page(
         problems.append(f"status: one of {', '.join(conductor.TRANSITIONS)}")
         status = None
     start, end = _moment("since", since, problems), _moment("until", until, problems)
-    runs = list_runs(session, status=status or None, playbook=playbook or None,
-                     principal=principal or None, since=start, until=end,
-                     limit=limit, offset=offset)
+    runs, next_page = paged(request, list_runs(
+        session, status=status or None, playbook=playbook or None, principal=principal or None,
+        since=start, until=end, limit=limit + 1, before_id=cursor,
+    ), limit=limit, cursor=lambda run: run.id)
     rows = views.run_rows(session, runs)
     filters = {"status": status or "", "playbook": playbook or "",
                "principal": principal or "", "since": since or "", "until": until or ""}
     return page("runs.html", request, viewer, nav="runs", status=422 if problems else 200,
                 rows=rows, filters=filters, statuses=list(conductor.TRANSITIONS),
                 playbooks=sorted(library.current()), problems=problems,
-                pager=pager(request, offset=offset, limit=limit, shown=len(rows)))
+                pager=pager(request, cursor=cursor, next_page=next_page))
 
 
 def _moment(name: str, text: str | None, problems: list[str]) -> datetime | None:
@@ -123,11 +121,13 @@ def run_page(request: Request, run_id: IdInPath, viewer: ViewerDep,
 
 @router.get("/ui/alerts")
 def alerts_page(request: Request, viewer: ViewerDep, session: SessionDep,
-                limit: PageLimit = PAGE_SIZE, offset: PageOffset = 0) -> HTMLResponse:
+                limit: PageLimit = PAGE_SIZE, cursor: IdCursor = None) -> HTMLResponse:
     """Stored alerts, newest first."""
-    alerts = [AlertOut.of(alert) for alert in list_alerts(session, limit=limit, offset=offset)]
+    rows, next_page = paged(request, list_alerts(session, limit=limit + 1, before_id=cursor),
+                            limit=limit, cursor=lambda alert: alert.id)
+    alerts = [AlertOut.of(alert) for alert in rows]
     return page("alerts.html", request, viewer, nav="alerts", alerts=alerts,
-                pager=pager(request, offset=offset, limit=limit, shown=len(alerts)))
+                pager=pager(request, cursor=cursor, next_page=next_page))
 
 
 @router.get("/ui/alerts/{alert_id}")

@@ -16,11 +16,11 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from api.console.plan_view import PlanChange, PlanView, plan_change, plan_view
 from api.deps import Caller
 from api.schemas import AlertOut, ApprovalOut, AuditEventOut, RunOut, RunSummary
 from api.schemas.runs import investigation
 from engine import audit, conductor
+from engine.render import PlanChange, PlanView, plan_change, plan_view
 from engine.rollback import undo_entries
 from engine.store import workers
 from engine.store.alerts import get_alert, list_alerts

@@ -2,25 +2,26 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter, Request, Response
 
 from api.deps import (
     BodyDigestDep,
     IdInPath,
     IngestCaller,
-    Limit,
-    Offset,
     ResponderCaller,
     RuntimeDep,
     SessionDep,
 )
 from api.ingest import in_ingest_thread, store_delivery
+from api.pagination import DEFAULT_LIMIT, IdCursor, Limit, page
+from api.problems import AUTHENTICATED, WITH_BODY, problems
+from api.query import STRICT_QUERY
 from api.schemas import AlertIn, AlertList, AlertOut, IngestOut
 from core.logs import bound
 from engine.store.alerts import get_alert, list_alerts
 from engine.store.runs import list_runs
 
-router = APIRouter(tags=["alerts"])
+router = APIRouter(tags=["alerts"], dependencies=STRICT_QUERY)
 
 ENDPOINT = "/v1/alerts"
 
@@ -28,9 +29,11 @@ ENDPOINT = "/v1/alerts"
 @router.post(
     ENDPOINT,
     status_code=202,
+    operation_id="ingestAlert",
     responses={
         200: {"model": IngestOut, "description": "A repeat of a stored alert (same dedup_key)."},
-        503: {"description": "Not stored (database unavailable): retry later."},
+        **problems(*AUTHENTICATED, *WITH_BODY,
+                   described={503: "Not stored (database unavailable): retry later."}),
     },
 )
 async def post_alert(
@@ -58,16 +61,19 @@ async def post_alert(
     return IngestOut.of(result)
 
 
-@router.get(ENDPOINT)
+@router.get(ENDPOINT, operation_id="listAlerts", responses=problems(*AUTHENTICATED, 422))
 def get_alerts(
-    caller: ResponderCaller, session: SessionDep, limit: Limit = 100, offset: Offset = 0
+    request: Request, caller: ResponderCaller, session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT, cursor: IdCursor = None,
 ) -> AlertList:
-    """List stored alerts, newest first."""
-    alerts = list_alerts(session, limit=limit, offset=offset)
-    return AlertList(alerts=[AlertOut.of(alert) for alert in alerts])
+    """List stored alerts, newest first, a page at a time (follow ``next``)."""
+    rows = list_alerts(session, limit=limit + 1, before_id=cursor)
+    alerts, next_page = page(request, rows, limit=limit, cursor=lambda alert: alert.id)
+    return AlertList(alerts=[AlertOut.of(alert) for alert in alerts], next=next_page)
 
 
-@router.get(ENDPOINT + "/{alert_id}", responses={404: {"description": "No such alert."}})
+@router.get(ENDPOINT + "/{alert_id}", operation_id="getAlert",
+            responses=problems(*AUTHENTICATED, 404, 422, described={404: "No such alert."}))
 def get_one_alert(alert_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> AlertOut:
     """Show one alert with the ids of its runs."""
     with bound(alert_id=alert_id):

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any, Literal
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 
 from api.deps import IdInPath, ResponderCaller, RuntimeDep, SessionDep
+from api.pagination import DEFAULT_LIMIT, IdCursor, Limit, page
+from api.problems import AUTHENTICATED, WITH_BODY, problems
+from api.query import STRICT_QUERY
 from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
 from core.logs import bound
 from engine.decisions import take_decision
@@ -15,32 +18,39 @@ from engine.store.approvals import PENDING, get_request, list_requests, requests
 from engine.store.rehearsals import run_modes
 
 log = logging.getLogger("riposte.api")
-router = APIRouter(prefix="/v1/approvals", tags=["approvals"])
+router = APIRouter(prefix="/v1/approvals", tags=["approvals"],
+                   dependencies=STRICT_QUERY)
 
 RequestStatus = Literal["pending", "approved", "rejected", "expired"]
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such approval request."}}
+_NOT_FOUND = {404: "No such approval request."}
 
 
-@router.get("")
+@router.get("", operation_id="listApprovals", responses=problems(*AUTHENTICATED, 422))
 def get_approvals(
+    request: Request,
     caller: ResponderCaller,
     session: SessionDep,
     status: Annotated[
         RequestStatus | None,
         Query(description="pending: only the requests the caller may decide."),
     ] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: IdCursor = None,
 ) -> ApprovalList:
     """List approval requests, newest first; pending: only those the caller may still decide."""
     if status == PENDING:
-        requests = requests_to_decide(session, actor=caller.name, role=caller.role)
+        rows = requests_to_decide(session, actor=caller.name, role=caller.role,
+                                  limit=limit + 1, before_id=cursor)
     else:
-        requests = list(list_requests(session, status=status))
-    modes = run_modes(session, (request.run_id for request in requests))
-    return ApprovalList(approvals=[ApprovalSummary.of(request, mode=modes[request.run_id])
-                                   for request in requests])
+        rows = list(list_requests(session, status=status, limit=limit + 1, before_id=cursor))
+    requests, next_page = page(request, rows, limit=limit, cursor=lambda row: row.id)
+    modes = run_modes(session, (row.run_id for row in requests))
+    return ApprovalList(approvals=[ApprovalSummary.of(row, mode=modes[row.run_id])
+                                   for row in requests], next=next_page)
 
 
-@router.get("/{request_id}", responses=_NOT_FOUND)
+@router.get("/{request_id}", operation_id="getApproval",
+            responses=problems(*AUTHENTICATED, 404, 422, described=_NOT_FOUND))
 def get_approval(request_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> ApprovalOut:
     """Show a request, the plan it approves (and its hash), the decisions so far, who else may
     decide and how many approvals it still needs."""
@@ -51,12 +61,12 @@ def get_approval(request_id: IdInPath, caller: ResponderCaller, session: Session
 
 @router.post(
     "/{request_id}/decision",
-    responses={
+    operation_id="decideApproval",
+    responses=problems(*AUTHENTICATED, *WITH_BODY, 404, 409, described={
         **_NOT_FOUND,
-        403: {"description": "Not an approver, or the caller started the run."},
-        409: {"description": "Already settled, already decided by the caller, or the plan "
-                            "changed."},
-    },
+        403: "Not a responder, not an approver, or the caller started the run.",
+        409: "Already settled, already decided by the caller, or the plan changed.",
+    }),
 )
 def post_decision(
     request_id: IdInPath,

@@ -9,6 +9,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from api.deps import RuntimeDep
 from api.errors import unavailable
+from api.problems import problems
 from api.schemas import Status
 from engine.liveness import InProcessWorker
 
@@ -16,7 +17,7 @@ log = logging.getLogger("riposte.api")
 router = APIRouter(tags=["health"])
 
 
-@router.get("/healthz")
+@router.get("/healthz", operation_id="checkHealth")
 def healthz() -> Status:
     """Answer while the process is up."""
     return Status(status="ok")
@@ -24,8 +25,9 @@ def healthz() -> Status:
 
 @router.get(
     "/readyz",
-    responses={503: {"description": "The database is unreachable, or an in-process worker is "
-                                    "dead or silent (the message says which)."}},
+    operation_id="checkReadiness",
+    responses=problems(503, described={503: "The database is unreachable, or an in-process "
+                                            "worker is dead or silent (the detail says which)."}),
 )
 def readyz(request: Request, runtime: RuntimeDep) -> Status:
     """Answer 200 when the database answers and every in-process worker works, 503 otherwise."""

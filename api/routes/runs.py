@@ -3,22 +3,24 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated, Literal
 
-from fastapi import APIRouter, Query
-from pydantic import AfterValidator, AwareDatetime
+from fastapi import APIRouter, Query, Request
 
 from api.deps import (
+    TEXT_PATTERN,
     IdFilter,
     IdInPath,
     LibraryDep,
-    Limit,
-    Offset,
     ResponderCaller,
     SessionDep,
     SettingsDep,
 )
-from api.schemas import RunIn, RunList, RunOut, RunSummary, Text
+from api.pagination import DEFAULT_LIMIT, IdCursor, Limit, page
+from api.problems import AUTHENTICATED, WITH_BODY, problems
+from api.query import STRICT_QUERY
+from api.schemas import RunIn, RunList, RunOut, RunSummary
+from api.schemas.common import Moment
 from core.logs import bound
 from engine.conductor import TRANSITIONS
 from engine.rollback import start_rollback
@@ -35,47 +37,46 @@ from engine.store.runs import (
 )
 
 log = logging.getLogger("riposte.api")
-router = APIRouter(prefix="/v1/runs", tags=["runs"])
+router = APIRouter(prefix="/v1/runs", tags=["runs"], dependencies=STRICT_QUERY)
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such run."}}
+_NOT_FOUND = {404: "No such run."}
+# conductor.TRANSITIONS' statuses, spelt out so that OpenAPI lists them (a test keeps them equal).
 _STATUSES = ", ".join(TRANSITIONS)
+RunStatus = Literal["queued", "running", "waiting_approval", "succeeded", "failed", "cancelled",
+                   "rejected"]
 
 
-def _known_status(value: str) -> str:
-    if value not in TRANSITIONS:
-        raise ValueError(f"unknown run status; one of {_STATUSES}")
-    return value
-
-
-@router.get("")
+@router.get("", operation_id="listRuns", responses=problems(*AUTHENTICATED, 422))
 def get_runs(
+    request: Request,
     caller: ResponderCaller,
     session: SessionDep,
-    status: Annotated[
-        Annotated[str, AfterValidator(_known_status)] | None, Query(description=_STATUSES)
-    ] = None,
+    status: Annotated[RunStatus | None, Query(description=f"Only runs in it: {_STATUSES}.")] = None,
     alert_id: IdFilter = None,
     playbook: IdFilter = None,
     principal: Annotated[
-        Text | None,
-        Query(min_length=1, max_length=256,
+        str | None,
+        Query(min_length=1, max_length=256, pattern=TEXT_PATTERN,
               description="Runs that see an alert whose principal's name or ARN holds this "
               "text (any case)."),
     ] = None,
-    since: Annotated[AwareDatetime | None, Query(description="Created at or after (ISO 8601 "
-                                                             "with a zone).")] = None,
-    until: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
-    limit: Limit = 100,
-    offset: Offset = 0,
+    since: Annotated[Moment, Query(description="Created at or after (ISO 8601 with a "
+                                               "zone).")] = None,
+    until: Annotated[Moment, Query(description="Created before (ISO 8601 with a zone).")] = None,
+    limit: Limit = DEFAULT_LIMIT,
+    cursor: IdCursor = None,
 ) -> RunList:
     """List runs, newest first, optionally of one status, playbook or principal, created in a
     time span, or that see one alert."""
-    runs = list_runs(session, status=status, alert_id=alert_id, playbook=playbook,
-                     principal=principal, since=since, until=until, limit=limit, offset=offset)
-    return RunList(runs=[RunSummary.of(run) for run in runs])
+    rows = list_runs(session, status=status, alert_id=alert_id, playbook=playbook,
+                     principal=principal, since=since, until=until, limit=limit + 1,
+                     before_id=cursor)
+    runs, next_page = page(request, rows, limit=limit, cursor=lambda run: run.id)
+    return RunList(runs=[RunSummary.of(run) for run in runs], next=next_page)
 
 
-@router.get("/{run_id}", responses=_NOT_FOUND)
+@router.get("/{run_id}", operation_id="getRun",
+            responses=problems(*AUTHENTICATED, 404, 422, described=_NOT_FOUND))
 def get_one_run(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
     """Show a run with its context, its investigation, its step journal and its approvals.
 
@@ -89,7 +90,9 @@ def get_one_run(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) 
 
 
 @router.post(
-    "", status_code=201, responses={404: {"description": "No such alert or playbook."}}
+    "", status_code=201, operation_id="startRun",
+    responses=problems(*AUTHENTICATED, *WITH_BODY, 404,
+                       described={404: "No such alert or playbook."}),
 )
 def start_run(
     body: RunIn, caller: ResponderCaller, session: SessionDep, library: LibraryDep,
@@ -114,7 +117,9 @@ def start_run(
 
 @router.post(
     "/{run_id}/cancel",
-    responses={**_NOT_FOUND, 409: {"description": "The run has already ended."}},
+    operation_id="cancelRun",
+    responses=problems(*AUTHENTICATED, 404, 409, 422,
+                       described={**_NOT_FOUND, 409: "The run has already ended."}),
 )
 def cancel(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
     """Cancel a run that has not ended; a step already executing finishes and is recorded."""
@@ -129,10 +134,9 @@ def cancel(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> Ru
 @router.post(
     "/{run_id}/rollback",
     status_code=202,
-    responses={
-        **_NOT_FOUND,
-        409: {"description": "The run has not ended, or changed nothing that can be undone."},
-    },
+    operation_id="rollBackRun",
+    responses=problems(*AUTHENTICATED, 404, 409, 422, described={
+        **_NOT_FOUND, 409: "The run has not ended, or changed nothing that can be undone."}),
 )
 def rollback(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
     """Plan the undo of every change the run made (newest first) and ask approval for it.
@@ -150,10 +154,9 @@ def rollback(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> 
 @router.post(
     "/{run_id}/rehearse",
     status_code=201,
-    responses={
-        **_NOT_FOUND,
-        409: {"description": "The playbook the run pinned no longer loads."},
-    },
+    operation_id="rehearseRun",
+    responses=problems(*AUTHENTICATED, 404, 409, 422, described={
+        **_NOT_FOUND, 409: "The playbook the run pinned no longer loads."}),
 )
 def rehearse(run_id: IdInPath, caller: ResponderCaller, session: SessionDep) -> RunOut:
     """Rehearse a run: queue a dry-run copy of it on every alert it sees; answer the copy.

@@ -21,6 +21,7 @@ from slack_sdk.signature import SignatureVerifier
 from api import refusals
 from api.deps import refused, runtime_of
 from api.errors import ApiError
+from api.problems import problems
 from core.settings import variable
 from engine.slack.interactions import SlackInteractions
 
@@ -34,13 +35,16 @@ SIGNATURE_HEADER = "x-slack-signature"
 
 @router.post(
     "/interactions",
+    operation_id="takeSlackInteraction",
     responses={
         200: {"description": "Accepted; the work is done after the answer."},
-        400: {"description": "Signed, but not an interaction payload."},
-        401: {"description": "No Slack signature or timestamp."},
-        403: {"description": "The signature does not verify, or its timestamp is more than 5 "
-                             "minutes off (a replay)."},
-        404: {"description": "Slack is not configured (no signing secret or bot token)."},
+        **problems(400, 401, 403, 404, 413, described={
+            400: "Signed, but not an interaction payload.",
+            401: "No Slack signature or timestamp.",
+            403: "The signature does not verify, or its timestamp is more than 5 minutes off "
+                 "(a replay).",
+            404: "Slack is not configured (no signing secret or bot token).",
+        }),
     },
 )
 async def post_slack_interaction(request: Request, background: BackgroundTasks) -> Response:

@@ -3,25 +3,30 @@
 from __future__ import annotations
 
 import logging
-from typing import Annotated, Any
+from typing import Annotated
 
-from fastapi import APIRouter, Path
+from fastapi import APIRouter, Path, Request
 
-from api.deps import AdminCaller, RuntimeDep, SessionDep
-from api.schemas import Text
+from api.deps import TEXT_PATTERN, AdminCaller, RuntimeDep, SessionDep
+from api.pagination import DEFAULT_LIMIT, IdCursor, Limit, page
+from api.problems import AUTHENTICATED, WITH_BODY, problems
+from api.query import STRICT_QUERY
 from api.schemas.tokens import TokenCreated, TokenIn, TokenList, TokenOut
 from engine.identities import NAME_LIMIT
 from engine.store.tokens import create_token, get_token, list_tokens, revoke_token
 from engine.store.types import utcnow
 
 log = logging.getLogger("riposte.api")
-router = APIRouter(prefix="/v1/tokens", tags=["tokens"])
+router = APIRouter(prefix="/v1/tokens", tags=["tokens"],
+                   dependencies=STRICT_QUERY)
 
-_NOT_FOUND: dict[int | str, dict[str, Any]] = {404: {"description": "No such token."}}
-TokenName = Annotated[Text, Path(min_length=1, max_length=NAME_LIMIT, description="Its name.")]
+TokenName = Annotated[str, Path(min_length=1, max_length=NAME_LIMIT, pattern=TEXT_PATTERN,
+                                 description="Its name.")]
 
 
-@router.post("", status_code=201, responses={409: {"description": "The name is taken."}})
+@router.post("", status_code=201, operation_id="createToken",
+             responses=problems(*AUTHENTICATED, *WITH_BODY, 409,
+                                described={409: "The name is taken."}))
 def post_token(body: TokenIn, caller: AdminCaller, session: SessionDep) -> TokenCreated:
     """Make a token; the answer holds its secret, shown this once (only its hash is stored).
 
@@ -37,14 +42,20 @@ def post_token(body: TokenIn, caller: AdminCaller, session: SessionDep) -> Token
     return made
 
 
-@router.get("")
-def get_tokens(caller: AdminCaller, session: SessionDep) -> TokenList:
-    """List every token, oldest first: name, role, state and dates, never a secret or hash."""
+@router.get("", operation_id="listTokens", responses=problems(*AUTHENTICATED, 422))
+def get_tokens(
+    request: Request, caller: AdminCaller, session: SessionDep,
+    limit: Limit = DEFAULT_LIMIT, cursor: IdCursor = None,
+) -> TokenList:
+    """List tokens, oldest first: name, role, state and dates, never a secret or hash."""
+    rows = list_tokens(session, limit=limit + 1, after_id=cursor)
+    shown, next_page = page(request, rows, limit=limit, cursor=lambda row: row.id)
     now = utcnow()
-    return TokenList(tokens=[TokenOut.of(row, now=now) for row in list_tokens(session)])
+    return TokenList(tokens=[TokenOut.of(row, now=now) for row in shown], next=next_page)
 
 
-@router.delete("/{name}", responses=_NOT_FOUND)
+@router.delete("/{name}", operation_id="revokeToken",
+               responses=problems(*AUTHENTICATED, 404, 422, described={404: "No such token."}))
 def delete_token(
     name: TokenName, caller: AdminCaller, session: SessionDep, runtime: RuntimeDep
 ) -> TokenOut:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, get_args
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
@@ -29,6 +29,7 @@ from api.deps import (
 )
 from api.errors import ApiError, error_response, unavailable
 from api.ingest import events_in, in_ingest_thread, refuse_too_many_events, store_delivery
+from api.problems import Responses, problems
 from api.schemas import IngestOut, WebhookOut
 from engine import audit
 from engine.alerts import NormalizedAlert
@@ -43,6 +44,7 @@ from engine.sns import (
     SnsMessage,
     SnsMessageInvalid,
     SnsMessageRefused,
+    SnsMessageType,
     SnsReplayRefused,
     SnsSignatureInvalid,
     SnsTopicRefused,
@@ -66,20 +68,52 @@ NO_SNS_TOPICS = (
     "TopicArn globs of the topics that send to Riposte, e.g. arn:aws:sns:*:123456789012:riposte-*"
 )
 
-_INGEST_RESPONSES: dict[int | str, dict[str, Any]] = {
+_INGEST_PROBLEMS = {
+    400: "The body is not JSON as Riposte reads it (the detail gives the position; also NaN, "
+         "Infinity, numbers out of range, nesting deeper than 64 levels).",
+    413: "The body is over RIPOSTE_MAX_BODY_BYTES, or carries more events than "
+         "RIPOSTE_MAX_EVENTS_PER_DELIVERY (code too_many_events).",
+    422: "JSON, but not a payload this endpoint reads, or holding text no database stores as "
+         "sent (a lone surrogate, a NUL: the detail says where).",
+    503: "Not stored (database unavailable): retry later.",
+}
+_INGEST_RESPONSES: Responses = {
     200: {"model": WebhookOut, "description": "Every alert was a repeat of a stored one."},
     202: {"model": WebhookOut, "description": "Stored; runs queued."},
-    400: {"description": "The body is not JSON as Riposte reads it (the message gives the "
-                         "position; also NaN, Infinity, numbers out of range, nesting deeper "
-                         "than 64 levels)."},
-    422: {"description": "JSON, but not a payload this endpoint reads, or holding text no "
-                         "database stores as sent (a lone surrogate, a NUL: the message says "
-                         "where)."},
-    503: {"description": "Not stored (database unavailable): retry later."},
+    **problems(400, 401, 403, 413, 422, 503, described={
+        **_INGEST_PROBLEMS,
+        401: "No live token in the API key header (RIPOSTE_EVENTBRIDGE_API_KEY_HEADER) nor "
+             "as a bearer token.",
+        403: "The token's role is not ingest or admin.",
+    }),
 }
 
 
-@router.post("/eventbridge", status_code=202, responses=_INGEST_RESPONSES)
+# The routes read their bodies themselves (api.deps.IncomingDep); the document says what they read.
+_JSON_BODY = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "description": "One event, or an array of events (EventBridge: the event as the API "
+                   "destination posts it; CloudTrail: a record or a log file, "
+                   "{\"Records\": [...]})",
+    "type": ["object", "array"]}}}}}
+_SNS_FIELDS = ("Type", "MessageId", "TopicArn", "Message", "Timestamp", "SignatureVersion",
+               "Signature", "SigningCertURL")
+_SNS_BODY = {
+    "requestBody": {"required": True, "content": {
+        "text/plain": {"schema": {"type": "string",
+                                  "description": "The SNS message (JSON), as SNS sends it."}},
+        "application/json": {"schema": {
+            "type": "object", "required": list(_SNS_FIELDS),
+            "properties": {name: {"type": "string"} for name in (
+                *_SNS_FIELDS, "Subject", "SubscribeURL", "Token", "UnsubscribeURL")}}},
+    }},
+    "parameters": [{"name": SNS_TYPE_HEADER, "in": "header", "required": True,
+                    "description": "The message's Type, as SNS sends it.",
+                    "schema": {"type": "string", "enum": list(get_args(SnsMessageType))}}],
+}
+
+
+@router.post("/eventbridge", status_code=202, operation_id="ingestEventBridge",
+             responses=_INGEST_RESPONSES, openapi_extra=_JSON_BODY)
 async def post_eventbridge(
     incoming: IncomingDep, caller: WebhookCaller, response: Response
 ) -> WebhookOut:
@@ -89,7 +123,8 @@ async def post_eventbridge(
                                   caller.name, response)
 
 
-@router.post("/cloudtrail", status_code=202, responses=_INGEST_RESPONSES)
+@router.post("/cloudtrail", status_code=202, operation_id="ingestCloudTrail",
+             responses=_INGEST_RESPONSES, openapi_extra=_JSON_BODY)
 async def post_cloudtrail(
     incoming: IncomingDep, caller: WebhookCaller, response: Response
 ) -> WebhookOut:
@@ -102,16 +137,24 @@ async def post_cloudtrail(
 @router.post(
     "/sns",
     status_code=202,
+    operation_id="ingestSns",
+    openapi_extra=_SNS_BODY,
     # The answers that are not a WebhookOut are Responses, which FastAPI passes through.
     response_model=WebhookOut,
     responses={
-        **_INGEST_RESPONSES,
-        200: {"description": "A repeat, or a (un)subscription confirmation handled."},
-        401: {"description": "RIPOSTE_SNS_BASIC_AUTH is set and the credentials are wrong."},
-        403: {"description": "The signature does not verify, the topic is not allowed (or "
-                             "RIPOSTE_SNS_TOPICS is empty), or the Timestamp is too old or "
-                             "too far ahead (a replay)."},
-        502: {"description": "SNS did not accept the visit of the SubscribeURL."},
+        202: {"model": WebhookOut, "description": "Stored; runs queued."},
+        200: {"description": "A repeat, or a (un)subscription confirmation handled.",
+              "content": {"application/json": {"schema": {"type": "object"}}}},
+        **problems(400, 401, 403, 413, 422, 502, 503, described={
+            **_INGEST_PROBLEMS,
+            400: "Not an SNS message (the detail says why), the message type header does not "
+                 "match it, or its notification is not JSON as Riposte reads it.",
+            401: "RIPOSTE_SNS_BASIC_AUTH is set and the credentials are wrong.",
+            403: "The signature does not verify, the topic is not allowed (or "
+                 "RIPOSTE_SNS_TOPICS is empty), or the Timestamp is too old or too far ahead "
+                 "(a replay).",
+            502: "SNS did not accept the visit of the SubscribeURL.",
+        }),
     },
 )
 async def post_sns(

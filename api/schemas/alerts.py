@@ -6,13 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any
 
-from pydantic import BaseModel, BeforeValidator, Field
+from pydantic import BaseModel, BeforeValidator, Field, StrictBool, WithJsonSchema
 
 from api.schemas.common import (
+    EVENT_TIME_SCHEMA,
     JsonValue,
+    Page,
     RequestModel,
     ResponseModel,
     Text,
+    event_time_text,
 )
 from engine.alerts import (
     SEVERITY_OF_LABEL,
@@ -32,12 +35,34 @@ def _severity(value: Any) -> Any:
         label = value.strip().upper()
         if label in SEVERITY_OF_LABEL:
             return label
-    elif isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
+    elif isinstance(value, float) and value.is_integer():
+        value = int(value)  # 37.0 is an integer to JSON Schema, and so here
+    if isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= 100:
         return value
     raise ValueError(
         "severity must be an integer from 0 to 100 or one of "
         + ", ".join(SEVERITY_OF_LABEL)
     )
+
+
+def _any_case(word: str) -> str:
+    return "".join(f"[{c.upper()}{c.lower()}]" for c in word)
+
+
+# What _severity takes, said in the schema as the server reads it.
+_SEVERITY_SCHEMA = {"anyOf": [
+    {"type": "integer", "minimum": 0, "maximum": 100},
+    {"type": "string",
+     "pattern": rf"^\s*({'|'.join(_any_case(label) for label in SEVERITY_OF_LABEL)})\s*$"},
+]}
+
+
+def _keys_hold_no_nul(schema: dict[str, Any]) -> None:
+    # pydantic spells the keys' pattern as patternProperties, which lets other keys through.
+    patterns = schema.pop("patternProperties", {})
+    for pattern, value in patterns.items():
+        schema["additionalProperties"] = value
+        schema["propertyNames"] = {**schema.get("propertyNames", {}), "pattern": pattern}
 
 
 class PrincipalIn(RequestModel):
@@ -58,7 +83,7 @@ class ResourceIn(RequestModel):
     arn: Annotated[Text, Field(max_length=2048)] | None = None
     region: Annotated[Text, Field(max_length=32)] | None = None
     tags: dict[Annotated[Text, Field(max_length=256)], Annotated[Text, Field(max_length=1024)]] = (
-        Field(default_factory=dict)
+        Field(default_factory=dict, json_schema_extra=_keys_hold_no_nul)
     )
 
 
@@ -69,7 +94,9 @@ class AlertIn(RequestModel):
     severity: Annotated[
         int | SeverityLabel,
         BeforeValidator(_severity),
-        Field(description="0-100, or a label: INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL."),
+        WithJsonSchema(_SEVERITY_SCHEMA),
+        Field(description="0-100, or a label: INFORMATIONAL, LOW, MEDIUM, HIGH, CRITICAL "
+              "(any case)."),
     ]
     source: Annotated[Text, Field(min_length=1, max_length=64)] = "generic"
     kind: Annotated[Text, Field(min_length=1, max_length=128)] = "generic"
@@ -78,7 +105,8 @@ class AlertIn(RequestModel):
     region: Annotated[Text, Field(max_length=32)] | None = None
     principal: PrincipalIn | None = None
     resources: list[ResourceIn] = Field(default_factory=list, max_length=1000)
-    event_time: EventTime | None = Field(
+    event_time: Annotated[EventTime, BeforeValidator(event_time_text),
+                          EVENT_TIME_SCHEMA] | None = Field(
         default=None,
         description="When the event happened (ISO 8601; no offset means UTC); correlation and "
         "threshold windows use it. Unset: the time Riposte receives the alert.",
@@ -86,7 +114,7 @@ class AlertIn(RequestModel):
     event_name: Annotated[Text, Field(max_length=256)] | None = None
     source_ip: Annotated[Text, Field(max_length=256)] | None = None
     user_agent: Annotated[Text, Field(max_length=4096)] | None = None
-    mfa_used: bool | None = None
+    mfa_used: StrictBool | None = None
     details: JsonValue = None
     dedup_key: Annotated[Text, Field(min_length=1, max_length=512)] | None = Field(
         default=None, description="A repeat of the same key counts on the first alert."
@@ -179,7 +207,7 @@ class AlertOut(ResponseModel):
         return out
 
 
-class AlertList(BaseModel):
+class AlertList(Page):
     alerts: list[AlertOut]
 
 
@@ -203,5 +231,5 @@ class DeliveryOut(ResponseModel):
     body_bytes: int
 
 
-class DeliveryList(BaseModel):
+class DeliveryList(Page):
     deliveries: list[DeliveryOut]

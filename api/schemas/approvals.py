@@ -6,10 +6,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 from sqlalchemy.orm import Session
 
 from api.schemas.common import (
+    Page,
     RequestModel,
     ResponseModel,
     Text,
@@ -145,5 +146,5 @@ class ApprovalOut(ApprovalSummary):
                             mode=run_modes(session, [request.run_id])[request.run_id])
 
 
-class ApprovalList(BaseModel):
+class ApprovalList(Page):
     approvals: list[ApprovalSummary]

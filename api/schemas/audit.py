@@ -5,9 +5,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from pydantic import BaseModel, Field
-
 from api.schemas.common import (
+    Page,
     ResponseModel,
 )
 
@@ -25,11 +24,8 @@ class AuditEventOut(ResponseModel):
     hash: str
 
 
-class AuditPage(BaseModel):
+class AuditPage(Page):
     events: list[AuditEventOut]
-    next_after_id: int | None = Field(
-        description="Pass as after_id for the next page; null when this page is the last."
-    )
 
 
 class ChainReportOut(ResponseModel):

@@ -6,6 +6,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, Field
 
+from api.schemas.common import Page
 from engine.store.workers import WorkerState
 
 
@@ -33,7 +34,7 @@ class WorkerOut(BaseModel):
     run_id: str | None = Field(description="The run it was driving at its last heartbeat.")
 
 
-class WorkerList(BaseModel):
+class WorkerList(Page):
     workers: list[WorkerOut]
     live: int = Field(description="How many of them are live.")
     silent_after: float = Field(description="RIPOSTE_WORKER_SILENT_AFTER, in seconds.")

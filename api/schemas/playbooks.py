@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from api.schemas.common import Page
 from engine.playbooks import LoadedPlaybook, PlaybookProblem
 
 
@@ -17,13 +18,20 @@ class StepBrief(BaseModel):
 
 
 class PlaybookOut(BaseModel):
-    """A loaded playbook: its name, trigger and steps."""
+    """A loaded playbook: its name, triggers and steps."""
 
     name: str
     description: str
     hash: str
     file: str
-    trigger: dict[str, Any] | None
+    triggers: list[dict[str, Any]] = Field(
+        description="The alerts that start it, in order (an alert is handled by the first it "
+        "matches); empty: started by hand only."
+    )
+    trigger: dict[str, Any] | None = Field(
+        description="The first of ``triggers``, or null (kept for clients written when a "
+        "playbook had one trigger; read ``triggers``)."
+    )
     mode: str = Field(
         description="Mode of the runs alerts start: the playbook's own, else "
         "RIPOSTE_DEFAULT_MODE; dry_run: rehearsals (shadow mode), nothing changes in AWS."
@@ -39,7 +47,8 @@ class PlaybookOut(BaseModel):
             "mode": spec.mode or default_mode,
             "hash": playbook.hash,
             "file": Path(playbook.file).name,
-            "trigger": spec.trigger.model_dump(mode="json") if spec.trigger else None,
+            "triggers": [trigger.model_dump(mode="json") for trigger in spec.triggers],
+            "trigger": spec.triggers[0].model_dump(mode="json") if spec.triggers else None,
             "steps": [
                 StepBrief(
                     id=step.id,
@@ -78,6 +87,6 @@ class ProblemOut(BaseModel):
         return cls(file=shown, line=problem.line, step=problem.step, message=problem.message)
 
 
-class PlaybookList(BaseModel):
+class PlaybookList(Page):
     playbooks: list[PlaybookOut]
     problems: list[ProblemOut]

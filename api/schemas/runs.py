@@ -6,9 +6,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from api.schemas.common import (
+    Page,
     RequestModel,
     ResponseModel,
     Text,
@@ -196,5 +197,5 @@ def _objects(value: Any) -> list[dict[str, Any]]:
     return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
-class RunList(BaseModel):
+class RunList(Page):
     runs: list[RunSummary]

@@ -5,15 +5,15 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, Field, field_validator
+from pydantic import AfterValidator, AwareDatetime, Field, field_validator
 
-from api.schemas.common import RequestModel, ResponseModel, Text
+from api.schemas.common import Page, RequestModel, ResponseModel, Text
 from engine.identities import NAME_LIMIT, token_name_problem
 from engine.store.models import ApiToken
 from engine.store.types import utcnow
 
 # engine.identities.ROLES, spelt out so that OpenAPI lists them (a test keeps the two equal).
-Role = Literal["ingest", "responder", "admin"]
+Role = Literal["ingest", "responder", "admin", "metrics"]
 TokenState = Literal["live", "expired", "revoked"]
 
 
@@ -32,7 +32,8 @@ class TokenIn(RequestModel):
                     Field(description=f"Unique, at most {NAME_LIMIT} characters, no ':'; not a "
                           "role's name nor one Riposte writes itself (system, …).")]
     role: Role = Field(description="ingest (post alerts), responder (read, start runs, decide "
-                       "approvals) or admin (everything).")
+                       "approvals), admin (everything) or metrics (read /metrics, nothing "
+                       "else: for a Prometheus scraper).")
     expires_at: AwareDatetime | None = Field(
         default=None, description="When it stops working (ISO 8601 with a zone, in the future); "
         "none: it never expires.")
@@ -83,5 +84,5 @@ class TokenCreated(TokenOut):
         return cls(**cls._fields_of(row, now=now), token=token)
 
 
-class TokenList(BaseModel):
-    tokens: list[TokenOut] = Field(description="Every token, the oldest first.")
+class TokenList(Page):
+    tokens: list[TokenOut] = Field(description="Tokens, the oldest first.")

@@ -30,6 +30,8 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
+from botocore.utils import ArnParser
+
 from engine.alerts import (
     SEVERITY_OF_LABEL,
     NormalizedAlert,
@@ -42,6 +44,7 @@ from engine.alerts import (
 # Values AWS writes where it withholds or lacks the real one: treated as missing.
 PLACEHOLDERS = frozenset({"", "HIDDEN_DUE_TO_SECURITY_REASONS"})
 TITLE_LIMIT = 1024
+_ARNS = ArnParser()
 
 
 class UnsupportedPayload(ValueError):
@@ -173,19 +176,9 @@ def unique(values: Iterable[str | None]) -> list[str]:
 
 def arn_parts(arn: str | None) -> dict[str, str] | None:
     """Split an ARN into partition, service, region, account and resource; None if not one."""
-    if not arn or not arn.startswith("arn:"):
+    if not arn or not ArnParser.is_arn(arn):
         return None
-    fields = arn.split(":", 5)
-    if len(fields) != 6:
-        return None
-    _, partition, service, region, account, resource = fields
-    return {
-        "partition": partition,
-        "service": service,
-        "region": region,
-        "account": account,
-        "resource": resource,
-    }
+    return dict(_ARNS.parse_arn(arn))
 
 
 # (service, resource-type prefix) -> the ASFF resource type, so every source names alike.

@@ -17,10 +17,13 @@ from sqlalchemy import (
     Executable,
     String,
     Table,
+    and_,
     bindparam,
     case,
+    func,
     insert,
     literal_column,
+    or_,
     select,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,7 +34,7 @@ from engine import audit
 from engine.alerts import (
     NormalizedAlert,
     ProductionCheck,
-    trigger_matches,
+    matching_trigger,
     updated_by_riposte,
 )
 from engine.playbooks import LoadedPlaybook
@@ -308,8 +311,7 @@ def _alone_suffices(
     if updated_by_riposte(alert):
         return False
     return not any(
-        playbook.spec.trigger is not None
-        and trigger_matches(playbook.spec.trigger, alert, is_production=is_production)
+        matching_trigger(playbook.spec.triggers, alert, is_production=is_production)
         for playbook in playbooks.values()
     )
 
@@ -370,22 +372,48 @@ def get_alert(session: Session, alert_id: str) -> Alert:
     return alert
 
 
-def list_alerts(session: Session, *, limit: int = 100, offset: int = 0) -> Sequence[Alert]:
-    """Return alerts, newest first."""
-    query = select(Alert).order_by(Alert.id.desc()).limit(limit).offset(offset)
+def list_alerts(
+    session: Session, *, limit: int = 100, before_id: str | None = None
+) -> Sequence[Alert]:
+    """Return alerts, newest first; ``before_id``: only those older than that alert."""
+    query = select(Alert).order_by(Alert.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Alert.id < before_id)
+    return session.execute(query).scalars().all()
+
+
+def alerts_between(
+    session: Session, *, since: datetime | None, until: datetime | None, limit: int
+) -> Sequence[Alert]:
+    """Return the alerts whose event time (else their first receipt) lies in [since, until),
+    oldest first, at most ``limit`` (``riposte replay --database-url``)."""
+    moment = func.coalesce(Alert.event_time, Alert.first_seen)
+    query = select(Alert).order_by(moment, Alert.id).limit(limit)
+    if since is not None:
+        query = query.where(moment >= since)
+    if until is not None:
+        query = query.where(moment < until)
     return session.execute(query).scalars().all()
 
 
 def list_deliveries(
-    session: Session, *, outcome: str | None = None, limit: int = 100, offset: int = 0
+    session: Session, *, outcome: str | None = None, limit: int = 100,
+    before: tuple[datetime, str] | None = None,
 ) -> Sequence[Delivery]:
-    """Return deliveries, newest first, optionally only those with ``outcome``."""
+    """Return deliveries, newest first, optionally only those with ``outcome``.
+
+    ``before``: only those received before that (received_at, id), the keyset of a page.
+    """
     query = select(Delivery)
     if outcome is not None:
         query = query.where(Delivery.outcome == outcome)
+    if before is not None:
+        at, delivery_id = before
+        query = query.where(or_(Delivery.received_at < at,
+                                and_(Delivery.received_at == at, Delivery.id < delivery_id)))
     # Ids are time-ordered only to the millisecond: received_at breaks ties within one.
     query = query.order_by(Delivery.received_at.desc(), Delivery.id.desc())
-    return session.execute(query.limit(limit).offset(offset)).scalars().all()
+    return session.execute(query.limit(limit)).scalars().all()
 
 
 def as_normalized(alert: Alert) -> NormalizedAlert:

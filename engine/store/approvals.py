@@ -161,11 +161,16 @@ def earlier_request(
     return session.execute(query.limit(1)).scalars().first()
 
 
-def list_requests(session: Session, *, status: str | None = None) -> Sequence[ApprovalRequest]:
-    """Return approval requests, newest first."""
-    query = select(ApprovalRequest).order_by(ApprovalRequest.id.desc()).limit(500)
+def list_requests(
+    session: Session, *, status: str | None = None, limit: int = 500,
+    before_id: str | None = None,
+) -> Sequence[ApprovalRequest]:
+    """Return approval requests, newest first; ``before_id``: only those older than that one."""
+    query = select(ApprovalRequest).order_by(ApprovalRequest.id.desc()).limit(limit)
     if status:
         query = query.where(ApprovalRequest.status == status)
+    if before_id is not None:
+        query = query.where(ApprovalRequest.id < before_id)
     return session.execute(query).scalars().all()
 
 
@@ -544,10 +549,13 @@ def remaining_deciders(session: Session, request: ApprovalRequest) -> Deciders:
     )
 
 
-def requests_to_decide(session: Session, *, actor: str, role: str) -> list[ApprovalRequest]:
+def requests_to_decide(
+    session: Session, *, actor: str, role: str, limit: int = 500, before_id: str | None = None
+) -> list[ApprovalRequest]:
     """Return the pending, unexpired requests this token may still decide, newest first.
 
-    Not those of runs it started or delivered an alert of, nor those it has already decided.
+    Not those of runs it started or delivered an alert of, nor those it has already decided;
+    at most ``limit``, and with ``before_id`` only those older than that request.
     """
     already = select(ApprovalDecision.id).where(
         ApprovalDecision.request_id == ApprovalRequest.id, ApprovalDecision.actor == actor
@@ -564,9 +572,14 @@ def requests_to_decide(session: Session, *, actor: str, role: str) -> list[Appro
             ~delivered.exists(),
         )
         .order_by(ApprovalRequest.id.desc())
-        .limit(500)
+        .limit(limit)
     )
-    return [
-        request for request in session.execute(query).scalars()
-        if may_decide(request, actor=actor, role=role)
-    ]
+    # may_decide reads the approvers, which SQL cannot: read on until the page is full.
+    found: list[ApprovalRequest] = []
+    while True:
+        rows = session.execute(query if before_id is None
+                               else query.where(ApprovalRequest.id < before_id)).scalars().all()
+        found += [request for request in rows if may_decide(request, actor=actor, role=role)]
+        if len(found) >= limit or len(rows) < limit:
+            return found[:limit]
+        before_id = rows[-1].id

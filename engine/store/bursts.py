@@ -50,14 +50,14 @@ def admit(
     run: Run,
     alert_id: str,
     playbook: LoadedPlaybook,
+    settle: Settle | None,
     details: dict[str, Any],
 ) -> Run:
     """Add the alert to ``run`` (starting it over if it began) or to a follow-up of it.
 
-    Returns the run the alert is now in.
+    ``settle`` is that of the trigger the alert matched. Returns the run the alert is now in.
     """
     run = runs.lock(session, run.id)
-    settle = playbook.spec.trigger.settle if playbook.spec.trigger else None
     now = settle_clock.now()
     if run.acted_at is not None or not conductor.takes_alerts(run.state):
         return _follow_up(session, run, alert_id, playbook, details, settle, now)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Select, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from engine import audit, conductor, wakeup
+from engine import audit, conductor, containment, wakeup
 from engine.modes import MODES
 from engine.playbooks import LoadedPlaybook
 from engine.runner import StepOutcome
@@ -65,11 +65,14 @@ def queue_run(
     mode: str,
     started_by: str,
     at: datetime | None = None,
+    trigger: int | None = None,
 ) -> Run:
     """Queue a run of ``playbook`` on an alert, pinning the playbook's text and hash.
 
     The alert is the run's first in ``run_alerts``; others may join it later (``join_run``).
     ``at``: when it is queued (default: now; a trigger gives the settle clock's time).
+    ``trigger``: the place in the playbook's list of the trigger that started it, kept in the
+    audit event (None: started by hand, or a follow-up).
     """
     if mode not in MODES:
         raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
@@ -95,9 +98,11 @@ def queue_run(
         verb="run.queued",
         alert_id=alert_id,
         run_id=run.id,
-        details={"playbook": run.playbook, "playbook_hash": run.playbook_hash, "mode": mode},
+        details={"playbook": run.playbook, "playbook_hash": run.playbook_hash, "mode": mode,
+                 **({"trigger": trigger} if trigger is not None else {})},
     )
     wakeup.mark_runnable(session)
+    containment.queued(session, run)
     return run
 
 
@@ -147,15 +152,17 @@ def list_runs(
     since: datetime | None = None,
     until: datetime | None = None,
     limit: int = 100,
-    offset: int = 0,
+    before_id: str | None = None,
 ) -> Sequence[Run]:
     """Return runs, newest first, optionally filtered.
 
     ``alert_id``: runs that see that alert; ``principal``: runs that see an alert whose
     principal's name or ARN holds this text (any case); ``since``/``until``: created in
-    [since, until).
+    [since, until); ``before_id``: only those older than that run (the keyset of a page).
     """
-    query = select(Run).order_by(Run.id.desc()).limit(limit).offset(offset)
+    query = select(Run).order_by(Run.id.desc()).limit(limit)
+    if before_id is not None:
+        query = query.where(Run.id < before_id)
     if status:
         query = query.where(Run.status == status)
     if alert_id:
@@ -468,13 +475,8 @@ def _finish(session: Session, run: Run, worker: str, now: datetime) -> None:
     run.lease_expires_at = None
     if run.finished_at is None:
         run.finished_at = now
-    failed = [
-        f"{sid}: {s['error']['code']}: {s['error']['message']}"
-        for sid, s in run.state["steps"].items()
-        if s.get("status") == conductor.FAILED and s.get("error")
-    ]
-    if run.status == conductor.FAILED and failed:
-        run.error = failed[-1]
+    if run.status == conductor.FAILED and run.error is None:
+        run.error = ending_failure(run.state)
     details: dict[str, Any] = {"error": run.error} if run.error else {}
     left_undone = conductor.left_undone(run.state)
     if left_undone:  # run.succeeded with outcome partial, say, and what was not done
@@ -487,6 +489,25 @@ def _finish(session: Session, run: Run, worker: str, now: datetime) -> None:
         run_id=run.id,
         details=details,
     )
+
+
+def ending_failure(state: dict[str, Any]) -> str | None:
+    """Say which step's failure ended a failed run, and how: ``step: code: message``.
+
+    The conductor names that step (``ended_by``); a failed ``on_error: continue`` step before
+    it is not to blame. A state stored as JSONB keeps no key order, so "the last failed step"
+    means nothing; a run failed before ``ended_by`` existed is named only if one step failed.
+    """
+    steps = state["steps"]
+    step_id = conductor.ended_by(state)
+    if step_id is None:
+        failed = [sid for sid, s in steps.items()
+                  if s.get("status") == conductor.FAILED and s.get("error")]
+        step_id = failed[0] if len(failed) == 1 else None
+    error = (steps.get(step_id) or {}).get("error") if step_id is not None else None
+    if not error:
+        return None
+    return f"{step_id}: {error['code']}: {error['message']}"
 
 
 def _interrupt_steps(

@@ -91,6 +91,14 @@ def get_token(session: Session, name: str) -> ApiToken:
     return row
 
 
-def list_tokens(session: Session) -> Sequence[ApiToken]:
-    """Every token, oldest first (names and roles only are of use: secrets are not stored)."""
-    return session.execute(select(ApiToken).order_by(ApiToken.created_at)).scalars().all()
+def list_tokens(
+    session: Session, *, limit: int | None = None, after_id: str | None = None
+) -> Sequence[ApiToken]:
+    """Tokens, oldest first (names and roles only are of use: secrets are not stored).
+
+    Ids are time-ordered (to the millisecond); ``after_id``: only those after that token.
+    """
+    query = select(ApiToken).order_by(ApiToken.id).limit(limit)
+    if after_id is not None:
+        query = query.where(ApiToken.id > after_id)
+    return session.execute(query).scalars().all()

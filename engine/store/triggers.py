@@ -1,5 +1,9 @@
 """What a stored alert does to each playbook whose trigger matches: start, join, or count.
 
+A playbook may have several triggers: the first one the alert matches decides, so the alert
+starts, joins or is counted towards one run of the playbook at most. Which trigger it was (its
+place in the playbook's list) is in the audit details of the run it started or joined.
+
 - a plain trigger queues a run;
 - a correlating trigger joins the open run of the same group whose window holds the alert's
   event time, or starts one whose window reaches ``within`` either side of it;
@@ -26,9 +30,8 @@ from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from engine import audit, conductor
-from engine.alerts import NormalizedAlert, ProductionCheck, trigger_matches
+from engine.alerts import MatchedTrigger, NormalizedAlert, ProductionCheck, matching_trigger
 from engine.playbooks import LoadedPlaybook
-from engine.spec import Correlate, Trigger
 from engine.store.bursts import admit, settled_at
 from engine.store.models import Alert, Run, ThresholdEvent
 from engine.store.runs import join_run, queue_run
@@ -86,16 +89,16 @@ def apply_triggers(
     # One order for every transaction, so two of them never wait for each other's group locks.
     for name in sorted(playbooks):
         playbook = playbooks[name]
-        trigger = playbook.spec.trigger
-        if trigger is None or not trigger_matches(trigger, alert, is_production=is_production):
+        matched = matching_trigger(playbook.spec.triggers, alert, is_production=is_production)
+        if matched is None:
             continue
         playbook = _in_mode(playbook, default_mode)
-        if trigger.threshold is not None:
-            _count(session, playbook, trigger, alert_id, alert, moment, is_production, outcome)
-        elif trigger.correlate is not None:
-            _correlate(session, playbook, trigger.correlate, alert_id, alert, moment, outcome)
+        if matched.trigger.threshold is not None:
+            _count(session, playbook, matched, alert_id, alert, moment, is_production, outcome)
+        elif matched.trigger.correlate is not None:
+            _correlate(session, playbook, matched, alert_id, alert, moment, outcome)
         else:
-            outcome.started.append(_start(session, playbook, alert_id).id)
+            outcome.started.append(_start(session, playbook, matched, alert_id).id)
     return outcome
 
 
@@ -108,24 +111,25 @@ def _in_mode(playbook: LoadedPlaybook, default_mode: str) -> LoadedPlaybook:
 
 
 def _start(
-    session: Session, playbook: LoadedPlaybook, alert_id: str, *, mode: str | None = None
+    session: Session, playbook: LoadedPlaybook, matched: MatchedTrigger, alert_id: str
 ) -> Run:
-    """Queue a run of the playbook: in ``mode`` (a follow-up's), else the playbook's mode."""
+    """Queue a run of the playbook in its mode, settling as the matched trigger says."""
     now = settle_clock.now()
     run = queue_run(session=session, alert_id=alert_id, playbook=playbook,
-                    mode=mode or playbook.spec.mode or "live", started_by="system", at=now)
-    trigger = playbook.spec.trigger
-    run.not_before = settled_at(trigger.settle if trigger else None, queued=now, now=now)
+                    mode=playbook.spec.mode or "live", started_by="system", at=now,
+                    trigger=matched.index)
+    run.not_before = settled_at(matched.trigger.settle, queued=now, now=now)
     return run
 
 
 def _admit(
-    session: Session, playbook: LoadedPlaybook, run: Run, alert_id: str, details: dict[str, Any],
-    outcome: Triggered,
+    session: Session, playbook: LoadedPlaybook, matched: MatchedTrigger, run: Run,
+    alert_id: str, details: dict[str, Any], outcome: Triggered,
 ) -> Run:
     """The alert belongs to ``run``'s group and window: it joins it, or a follow-up of it."""
     admitted = admit(session=session, run=run, alert_id=alert_id, playbook=playbook,
-                     details=details)
+                     settle=matched.trigger.settle,
+                     details={**details, "trigger": matched.index})
     (outcome.joined if admitted.id == run.id else outcome.started).append(admitted.id)
     return admitted
 
@@ -133,23 +137,25 @@ def _admit(
 def _correlate(
     session: Session,
     playbook: LoadedPlaybook,
-    correlate: Correlate,
+    matched: MatchedTrigger,
     alert_id: str,
     alert: NormalizedAlert,
     moment: datetime,
     outcome: Triggered,
 ) -> None:
+    correlate = matched.trigger.correlate
+    assert correlate is not None
     key = correlation_key(correlate, alert)
     if key is None:  # it lacks a field of the key: related to nothing
-        outcome.started.append(_start(session, playbook, alert_id).id)
+        outcome.started.append(_start(session, playbook, matched, alert_id).id)
         return
     name = playbook.spec.name
     _lock_group(session, name, key)
     run = _run_of_group(session, name, key, moment, open_only=True)
     if run is not None:
-        _admit(session, playbook, run, alert_id, {"by": correlate.by}, outcome)
+        _admit(session, playbook, matched, run, alert_id, {"by": correlate.by}, outcome)
         return
-    run = _start(session, playbook, alert_id)
+    run = _start(session, playbook, matched, alert_id)
     _own_window(run, key, Window.around(moment, timedelta(seconds=correlate.within)))
     outcome.started.append(run.id)
 
@@ -157,19 +163,20 @@ def _correlate(
 def _count(
     session: Session,
     playbook: LoadedPlaybook,
-    trigger: Trigger,
+    matched: MatchedTrigger,
     alert_id: str,
     alert: NormalizedAlert,
     moment: datetime,
     is_production: ProductionCheck | None,
     outcome: Triggered,
 ) -> None:
-    threshold = trigger.threshold
+    threshold = matched.trigger.threshold
     assert threshold is not None
-    units = counted_units(trigger, alert, alert_id, is_production)
+    units = counted_units(matched.trigger, alert, alert_id, is_production)
     if not units:  # counting resources, and it names none that count
         return
-    name, group = playbook.spec.name, threshold_group(threshold, alert)
+    name = playbook.spec.name
+    group = threshold_group(threshold, alert, trigger=matched.index)
     within = timedelta(seconds=threshold.within)
     _lock_group(session, name, group)
     # A burst that goes on past its window stays one burst while its events keep coming less
@@ -179,7 +186,7 @@ def _count(
         session.add(ThresholdEvent(playbook=name, group_key=group, alert_id=alert_id, unit=unit,
                                    event_time=moment, run_id=fired.id if fired else None))
     if fired is not None:  # a later event of a burst that has fired already
-        admitted = _admit(session, playbook, fired, alert_id,
+        admitted = _admit(session, playbook, matched, fired, alert_id,
                           {"threshold": "later event of the burst that fired"}, outcome)
         assert admitted.window_start is not None and admitted.window_end is not None
         admitted.window_start = min(admitted.window_start, moment)
@@ -200,7 +207,7 @@ def _count(
     )
     if window is None:
         return
-    run = _start(session, playbook, alert_id)
+    run = _start(session, playbook, matched, alert_id)
     _own_window(run, group, window)
     counted = [e for e in waiting if window.start <= e.event_time <= window.end]
     session.execute(
@@ -212,11 +219,13 @@ def _count(
     others = dict.fromkeys(e.alert_id for e in counted if e.alert_id != alert_id)
     for other in others:
         join_run(session=session, run=run, alert_id=other, actor="system",
-                 details={"threshold": "counted in the window that fired"})
+                 details={"threshold": "counted in the window that fired",
+                          "trigger": matched.index})
     audit.record(
         session, actor="system", verb="threshold.reached", alert_id=alert_id, run_id=run.id,
         details={
             "playbook": name,
+            "trigger": matched.index,
             "counted": len({e.unit for e in counted}),
             "count": threshold.count,
             "alerts": len(others) + 1,

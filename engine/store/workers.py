@@ -80,11 +80,21 @@ def state_of(
     return LIVE
 
 
-def list_workers(session: Session, *, limit: int = 100) -> Sequence[WorkerHeartbeat]:
-    """Return the workers heard from, the most recently heard first."""
+def list_workers(
+    session: Session, *, limit: int = 100, after: tuple[datetime, str] | None = None
+) -> Sequence[WorkerHeartbeat]:
+    """Return the workers heard from, the most recently heard first.
+
+    ``after``: only those after that (last_seen_at, id) in this order, the keyset of a page.
+    """
     query = select(WorkerHeartbeat).order_by(
         WorkerHeartbeat.last_seen_at.desc(), WorkerHeartbeat.id
     )
+    if after is not None:
+        seen, worker_id = after
+        query = query.where(or_(WorkerHeartbeat.last_seen_at < seen,
+                                and_(WorkerHeartbeat.last_seen_at == seen,
+                                     WorkerHeartbeat.id > worker_id)))
     return session.execute(query.limit(limit)).scalars().all()
 
 

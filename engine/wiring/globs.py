@@ -191,7 +191,7 @@ def example_of(glob: str, *, lead: str) -> str | None:
     """Return one string the glob matches (a leading ``*`` becomes ``lead``), or None.
 
     Used to name a resource the trigger must match, e.g. ``*instance-termination*`` ->
-    ``riposte-instance-termination`` for the alarm of the alarm playbook.
+    ``riposte-instance-termination`` for the alarm of mass-instance-termination.
     """
     text = []
     for index, token in enumerate(_tokens(glob)):

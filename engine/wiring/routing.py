@@ -13,11 +13,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from engine.spec import Playbook
+from engine.spec import Playbook, Trigger
 from engine.wiring.globs import example_of, literal
 from engine.wiring.patterns import CLOUDTRAIL_CALLS, trigger_routes
 
-# The seed's condition, where the alarm playbook does not say it in its vars.
+# The seed's condition, where a playbook taking alarms does not say it in its vars.
 DEFAULT_ALARM_THRESHOLD = 20
 ALARM_PERIOD_SECONDS = 300
 ALARM_NAME_LEAD = "riposte-"
@@ -102,32 +102,29 @@ def wiring_of(playbooks: Iterable[Playbook]) -> Wiring:
     alarms: dict[str, CountingAlarm] = {}
     notes: list[str] = []
     for book in books:
-        if book.trigger is None:
+        if not book.triggers:
             notes.append(f"playbook {book.name}: no trigger (started by hand only): no rule")
             continue
-        found = trigger_routes(book.trigger)
-        routed = bool(found.routes or found.alarms)
-        notes += [f"playbook {book.name}: {'not routed' if routed else 'no rule'}: {why}"
-                  for why in found.unrouted]
-        for route in found.routes:
-            rule = Rule(pattern=route.pattern)
-            rule = rules.setdefault(rule.key, rule)
-            rule.playbooks.append(book.name)
-            rule.loose += [item for item in route.loose if item not in rule.loose]
-        if found.alarms:
-            alarm_playbooks.append(book.name)
-            alarm = _counting_alarm(book, notes)
-            known = alarms.get(alarm.alarm_name) if alarm is not None else None
-            if alarm is not None and known is not None and known.calls != alarm.calls:
-                notes.append(f"playbook {book.name}: alarm {alarm.alarm_name} already counts "
-                             f"{', '.join(known.calls)} for {', '.join(known.playbooks)}")
-            elif alarm is not None:
-                if known is not None:  # one alarm for both, the lower threshold
-                    alarm = CountingAlarm((*known.playbooks, book.name), alarm.alarm_name,
-                                          alarm.calls, min(known.threshold, alarm.threshold))
-                alarms[alarm.alarm_name] = alarm
-        if not routed and not found.unrouted:
-            notes.append(f"playbook {book.name}: no rule: nothing in AWS can start it")
+        for index, trigger in enumerate(book.triggers):
+            # A playbook's triggers are told apart in notes only when it has several.
+            who = f"playbook {book.name}" + (
+                f" trigger {index + 1}" if len(book.triggers) > 1 else "")
+            found = trigger_routes(trigger)
+            routed = bool(found.routes or found.alarms)
+            notes += [f"{who}: {'not routed' if routed else 'no rule'}: {why}"
+                      for why in found.unrouted]
+            for route in found.routes:
+                rule = Rule(pattern=route.pattern)
+                rule = rules.setdefault(rule.key, rule)
+                if book.name not in rule.playbooks:  # two of its triggers may need one pattern
+                    rule.playbooks.append(book.name)
+                rule.loose += [item for item in route.loose if item not in rule.loose]
+            if found.alarms:
+                if book.name not in alarm_playbooks:
+                    alarm_playbooks.append(book.name)
+                _add_alarm(alarms, _counting_alarm(book, trigger, who, notes), book, who, notes)
+            if not routed and not found.unrouted:
+                notes.append(f"{who}: no rule: nothing in AWS can start it")
     return Wiring(
         playbooks=[book.name for book in books],
         rules=sorted(rules.values(), key=lambda rule: (rule.playbooks[0], rule.key)),
@@ -137,23 +134,45 @@ def wiring_of(playbooks: Iterable[Playbook]) -> Wiring:
     )
 
 
-def _counting_alarm(book: Playbook, notes: list[str]) -> CountingAlarm | None:
-    """The alarm a playbook's ``vars.event_names`` describe, or None (noted) if it names none."""
-    assert book.trigger is not None
+def _add_alarm(
+    alarms: dict[str, CountingAlarm], alarm: CountingAlarm | None, book: Playbook, who: str,
+    notes: list[str],
+) -> None:
+    """Add a playbook trigger's alarm, sharing one of that name that counts the same calls."""
+    if alarm is None:
+        return
+    known = alarms.get(alarm.alarm_name)
+    if known is not None and known.calls != alarm.calls:
+        notes.append(f"{who}: alarm {alarm.alarm_name} already counts "
+                     f"{', '.join(known.calls)} for {', '.join(known.playbooks)}")
+        return
+    if known is not None:  # one alarm for both, the lower threshold
+        playbooks = known.playbooks if book.name in known.playbooks else (
+            *known.playbooks, book.name)
+        alarm = CountingAlarm(playbooks, alarm.alarm_name, alarm.calls,
+                              min(known.threshold, alarm.threshold))
+    alarms[alarm.alarm_name] = alarm
+
+
+def _counting_alarm(
+    book: Playbook, trigger: Trigger, who: str, notes: list[str]
+) -> CountingAlarm | None:
+    """The alarm a playbook's ``vars.event_names`` describe for one of its triggers, or None
+    (noted) if it names none."""
     calls = book.vars.get("event_names")
     if not (isinstance(calls, list) and calls and all(isinstance(c, str) for c in calls)):
         notes.append(
-            f"playbook {book.name}: takes CloudWatch alarms; no vars.event_names says what to "
+            f"{who}: takes CloudWatch alarms; no vars.event_names says what to "
             "count, so no alarm is generated: point your alarm's action at the hub's topic"
         )
         return None
-    glob = book.trigger.type
+    glob = trigger.type
     if glob is None:  # any alarm name matches
         name: str | None = ALARM_NAME_LEAD + "-".join(calls)
     else:
         name = literal(glob) or example_of(glob, lead=ALARM_NAME_LEAD)
     if name is None:
-        notes.append(f"playbook {book.name}: no alarm name matches type {glob!r}: no alarm")
+        notes.append(f"{who}: no alarm name matches type {glob!r}: no alarm")
         return None
     threshold = book.vars.get("threshold")
     return CountingAlarm(

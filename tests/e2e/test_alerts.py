@@ -111,7 +111,7 @@ def test_an_alert_the_database_cannot_store_is_503_so_the_sender_retries(
             _set_read_only(db_url, False)
     assert response.status_code == 503, response.text
     assert int(response.headers["Retry-After"]) > 0
-    assert "retry" in response.json()["message"]
+    assert "retry" in response.json()["detail"]
     with make_client(settings) as client:
         assert client.get("/v1/alerts", headers=tokens.as_admin).json()["alerts"] == []
 
@@ -133,24 +133,30 @@ def test_alerts_are_listed_newest_first_with_paging(
     client: TestClient, tokens: Tokens, post_alert: PostAlert
 ) -> None:
     ids = [post_alert(client, tokens.as_ingest, title=f"a{i}")["alert_id"] for i in range(3)]
-    page = client.get("/v1/alerts?limit=2", headers=tokens.as_responder).json()["alerts"]
-    assert [a["id"] for a in page] == ids[::-1][:2]
-    rest = client.get("/v1/alerts?limit=2&offset=2", headers=tokens.as_responder).json()
+    first = client.get("/v1/alerts?limit=2", headers=tokens.as_responder).json()
+    assert [a["id"] for a in first["alerts"]] == ids[::-1][:2]
+    assert first["next"].startswith("/v1/alerts?limit=2&cursor=")
+    post_alert(client, tokens.as_ingest, title="newer")  # a new alert moves no page
+    rest = client.get(first["next"], headers=tokens.as_responder).json()
     assert [a["id"] for a in rest["alerts"]] == ids[:1]
+    assert rest["next"] is None
 
 
 def test_an_unknown_alert_is_404(client: TestClient, tokens: Tokens) -> None:
     response = client.get("/v1/alerts/no-such-alert", headers=tokens.as_responder)
     assert response.status_code == 404
-    assert response.json() == {"error": "not_found", "message": "no alert 'no-such-alert'"}
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.json() == {"type": "urn:riposte:problem:not_found", "title": "Not Found",
+                               "status": 404, "detail": "no alert 'no-such-alert'",
+                               "code": "not_found"}
 
 
 def test_malformed_json_is_400_saying_so(client: TestClient, tokens: Tokens) -> None:
     response = client.post("/v1/alerts", content=b'{"title": "x", "severity": ',
                            headers={**tokens.as_ingest, "Content-Type": "application/json"})
     assert response.status_code == 400
-    assert response.json()["error"] == "malformed_json"
-    assert response.json()["message"].startswith("malformed JSON body: ")
+    assert response.json()["code"] == "malformed_json"
+    assert response.json()["detail"].startswith("malformed JSON body: ")
 
 
 def test_an_unknown_field_is_422_naming_it(client: TestClient, tokens: Tokens) -> None:
@@ -158,9 +164,9 @@ def test_an_unknown_field_is_422_naming_it(client: TestClient, tokens: Tokens) -
                            headers=tokens.as_ingest)
     assert response.status_code == 422
     body = response.json()
-    assert body["error"] == "invalid_request"
-    assert body["problems"] == [{"field": "body.sevrity", "problem": "unknown field"}]
-    assert "body.sevrity" in body["message"]
+    assert body["code"] == "invalid_request"
+    assert body["errors"] == [{"field": "body.sevrity", "message": "unknown field"}]
+    assert "body.sevrity" in body["detail"]
 
 
 WRONG_VALUES: list[tuple[dict[str, object], str]] = [
@@ -195,7 +201,7 @@ def test_a_wrong_value_is_422_naming_the_field(client: TestClient, tokens: Token
         else:
             response = client.post("/v1/alerts", json=body, headers=tokens.as_ingest)
         assert response.status_code == 422, (body, response.text)
-        assert field in [p["field"] for p in response.json()["problems"]], (body, response.text)
+        assert field in [p["field"] for p in response.json()["errors"]], (body, response.text)
     assert client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"] == []
 
 
@@ -214,7 +220,7 @@ def test_a_body_over_the_limit_is_413_by_its_content_length(
     response = client.post("/v1/alerts", content=body,
                            headers={**tokens.as_ingest, "Content-Type": "application/json"})
     assert response.status_code == 413
-    assert response.json()["error"] == "body_too_large"
+    assert response.json()["code"] == "body_too_large"
 
 
 def test_a_chunked_body_over_the_limit_is_413_as_it_streams(
@@ -231,7 +237,7 @@ def test_a_chunked_body_over_the_limit_is_413_as_it_streams(
     assert response.request.headers.get("Transfer-Encoding") == "chunked"
     assert "Content-Length" not in response.request.headers
     assert response.status_code == 413
-    assert response.json()["error"] == "body_too_large"
+    assert response.json()["code"] == "body_too_large"
 
 
 def test_a_streamed_body_is_cut_off_at_the_limit_without_reading_the_rest(

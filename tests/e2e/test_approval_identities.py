@@ -118,7 +118,7 @@ def test_an_admin_that_posts_the_alert_cannot_approve_the_run_it_starts(
 
     refused = decide(client, request_id, tokens.as_admin)
     assert refused.status_code == 403, refused.text
-    assert refused.json()["message"].startswith(
+    assert refused.json()["detail"].startswith(
         f"'root' delivered an alert of run {run_id} and cannot approve it")
     rejected = decide(client, request_id, tokens.as_admin, "reject")
     assert rejected.status_code == 403  # nor settle it the other way
@@ -150,7 +150,7 @@ def test_whoever_delivered_an_alert_that_joined_the_run_cannot_approve_it(
         request_id = run["approvals"][0]["id"]
         refused = decide(worker_client, request_id, tokens.as_admin)
         assert refused.status_code == 403, refused.text
-        assert "'root' delivered an alert of run" in refused.json()["message"]
+        assert "'root' delivered an alert of run" in refused.json()["detail"]
         assert decide(worker_client, request_id, tokens.as_responder).status_code == 200
         wait_for_run(worker_client, run_id, tokens.as_responder, "succeeded")
 
@@ -177,7 +177,7 @@ def test_a_token_named_admin_is_not_an_admin(
     assert pending_ids(client, impostor) == []
     refused = decide(client, request_id, impostor)
     assert refused.status_code == 403, refused.text
-    assert "'admin' is not an approver" in refused.json()["message"]
+    assert "'admin' is not an approver" in refused.json()["detail"]
     request = client.get(f"/v1/approvals/{request_id}", headers=tokens.as_responder).json()
     assert request["deciders"]["summary"] == "any admin token except alice (started the run)"
     assert request["deciders"]["approvers"] == ["role:admin"]

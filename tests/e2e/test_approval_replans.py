@@ -67,7 +67,7 @@ def test_an_approval_of_a_plan_that_moved_is_409_and_the_new_plan_is_asked_for(
             json={"decision": "approve", "plan_hash": shown["plan_hash"], "reason": "go"},
         )
         assert refused.status_code == 409
-        message = refused.json()["message"]
+        message = refused.json()["detail"]
         assert "changed since it was shown" in message
         assert "now also: iam:UpdateAccessKey" in message
         old = client.get(f"/v1/approvals/{shown['id']}", headers=tokens.as_responder).json()

@@ -155,7 +155,7 @@ def test_a_rejected_step_never_runs_and_a_second_decision_is_409(
                               "plan_hash": plan_hash},
                         headers=tokens.as_other_responder)
     assert again.status_code == 409
-    assert "rejected" in again.json()["message"]
+    assert "rejected" in again.json()["detail"]
     pending = client.get("/v1/approvals?status=pending", headers=tokens.as_responder).json()
     assert pending["approvals"] == []
 
@@ -184,7 +184,7 @@ def test_whoever_started_the_run_cannot_approve_it(
                                 "plan_hash": plan_hash},
                           headers=tokens.as_responder)
     assert refused.status_code == 403
-    assert "alice" in refused.json()["message"]
+    assert "alice" in refused.json()["detail"]
     assert client.get(f"/v1/runs/{run['id']}",
                       headers=tokens.as_responder).json()["status"] == "waiting_approval"
 
@@ -217,7 +217,7 @@ def test_only_the_named_approvers_may_decide(
                           json={"decision": "approve", "reason": "ok", "plan_hash": plan_hash},
                           headers=tokens.as_responder)
     assert refused.status_code == 403
-    assert "not an approver" in refused.json()["message"]
+    assert "not an approver" in refused.json()["detail"]
     audited = client.get(f"/v1/audit?run_id={run['id']}", headers=tokens.as_admin).json()
     [refusal] = [e for e in audited["events"] if e["verb"] == "approval.refused"]
     assert refusal["actor"] == "alice"
@@ -235,7 +235,7 @@ def test_a_decision_on_a_plan_it_did_not_see_is_409(
         headers=tokens.as_responder,
     )
     assert response.status_code == 409
-    assert "plan hash" in response.json()["message"]
+    assert "plan hash" in response.json()["detail"]
 
 
 def test_a_request_says_who_else_may_decide_and_how_many_approvals_it_still_needs(
@@ -325,7 +325,7 @@ def test_a_decision_without_the_plan_hash_is_422_naming_it(
                            json={"decision": "approve", "reason": "trust me"},
                            headers=tokens.as_responder)
     assert response.status_code == 422
-    assert "body.plan_hash" in response.json()["message"]
+    assert "body.plan_hash" in response.json()["detail"]
 
 
 def test_a_malformed_decision_is_422(client: TestClient, tokens: Tokens) -> None:
@@ -345,7 +345,7 @@ def test_a_malformed_decision_is_422(client: TestClient, tokens: Tokens) -> None
         response = client.post("/v1/approvals/any/decision", json=body,
                                headers=tokens.as_responder)
         assert response.status_code == 422, body
-        assert field in [p["field"] for p in response.json()["problems"]], body
+        assert field in [p["field"] for p in response.json()["errors"]], body
 
 
 def test_a_decision_on_an_unknown_request_is_404(client: TestClient, tokens: Tokens) -> None:

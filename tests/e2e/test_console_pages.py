@@ -165,7 +165,8 @@ def test_lists_are_paged_like_the_api(
         first = page(browser.get("/ui/alerts?limit=2"))
         second = page(browser.get(first.get("next-page").attrs["href"]))
         last = page(browser.get(second.get("next-page").attrs["href"]))
-        runs = page(browser.get("/ui/runs?limit=3&offset=3"))
+        runs_first = page(browser.get("/ui/runs?limit=3"))
+        runs = page(browser.get(runs_first.get("next-page").attrs["href"]))
         audit_first = page(browser.get("/ui/audit?limit=4"))
         audit_next = page(browser.get(audit_first.get("next-page").attrs["href"]))
 
@@ -174,6 +175,7 @@ def test_lists_are_paged_like_the_api(
     assert titles == [["note 4", "note 3"], ["note 2", "note 1"], ["note 0"]]
     assert first.by_id("prev-page") is None and last.by_id("next-page") is None
     assert second.get("prev-page").attrs["href"] == "/ui/alerts?limit=2"
+    assert len(runs_first.by_class("run-item")) == 3
     assert len(runs.by_class("run-item")) == 2 and runs.by_id("next-page") is None
     ids = [[int(e.attrs["data-event-id"]) for e in shown.by_class("audit-event")]
            for shown in (audit_first, audit_next)]

@@ -162,7 +162,7 @@ def test_a_run_sees_the_alerts_that_joined_it_while_it_waited(
         json={"decision": "approve", "reason": "go", "plan_hash": request["plan_hash"]},
         headers=tokens.as_responder,
     )
-    assert refused.status_code == 409 and "superseded" in refused.json()["message"]
+    assert refused.status_code == 409 and "superseded" in refused.json()["detail"]
     run = wait_for_run(client, run_id, tokens.as_responder, "waiting_approval")
     [ref] = [a for a in run["approvals"] if a["id"] != shown["id"]]
     request = client.get(f"/v1/approvals/{ref['id']}", headers=tokens.as_responder).json()

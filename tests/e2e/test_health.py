@@ -32,13 +32,13 @@ def test_readyz_and_ingest_answer_503_with_retry_after_when_the_database_is_unre
     with make_client(Settings(database_url=unreachable, playbook_dir=tmp_path)) as client:
         ready = client.get("/readyz")
         assert ready.status_code == 503
-        assert ready.json()["error"] == "unavailable"
+        assert ready.json()["code"] == "unavailable"
 
         alert = client.post("/v1/alerts", json={"title": "t", "severity": 10},
                             headers={"Authorization": "Bearer rip_whatever"})
         assert alert.status_code == 503
         assert int(alert.headers["Retry-After"]) > 0
-        assert alert.json()["error"] == "unavailable"
+        assert alert.json()["code"] == "unavailable"
 
 
 def test_openapi_document_is_served(client: TestClient) -> None:

@@ -61,7 +61,7 @@ def _body(document: Any) -> bytes:
 
 
 def _alerts(client: TestClient, tokens: Tokens) -> list[dict[str, Any]]:
-    response = client.get("/v1/alerts", params={"limit": 1000}, headers=tokens.as_responder)
+    response = client.get("/v1/alerts", params={"limit": 500}, headers=tokens.as_responder)
     assert response.status_code == 200, response.text
     alerts: list[dict[str, Any]] = response.json()["alerts"]
     return alerts
@@ -83,9 +83,9 @@ def test_a_delivery_of_more_events_than_the_limit_is_413_naming_the_setting(
     response = capped.post(path, content=_body(document), headers={API_KEY_HEADER: tokens.ingest})
     assert response.status_code == 413, response.text
     answer = response.json()
-    assert answer["error"] == "too_many_events"
-    assert f"{LIMIT + 1} events" in answer["message"]
-    assert "RIPOSTE_MAX_EVENTS_PER_DELIVERY" in answer["message"]
+    assert answer["code"] == "too_many_events"
+    assert f"{LIMIT + 1} events" in answer["detail"]
+    assert "RIPOSTE_MAX_EVENTS_PER_DELIVERY" in answer["detail"]
     assert _alerts(capped, tokens) == []
     [row] = capped.get("/v1/deliveries", headers=tokens.as_admin).json()["deliveries"]
     assert row["outcome"] == "rejected" and row["reason"].startswith("413")
@@ -158,7 +158,7 @@ def test_a_delivery_interrupted_between_batches_is_503_and_whole_once_delivered_
     with _database_fails_at_alert(runtime.engine, ALERTS_PER_TRANSACTION + 1):
         failed = client.post(EVENTBRIDGE, content=body, headers=headers)
     assert failed.status_code == 503, failed.text
-    assert "retry" in failed.json()["message"]
+    assert "retry" in failed.json()["detail"]
     assert failed.headers["retry-after"]
 
     again = client.post(EVENTBRIDGE, content=body, headers=headers)

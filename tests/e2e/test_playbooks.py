@@ -78,7 +78,7 @@ def test_one_playbook_is_shown_with_its_text_and_an_unknown_one_is_404(
     assert response.json()["text"] == GOOD
     missing = client.get("/v1/playbooks/broken", headers=tokens.as_responder)
     assert missing.status_code == 404
-    assert "'broken'" in missing.json()["message"]
+    assert "'broken'" in missing.json()["detail"]
 
 
 def test_an_edited_playbook_is_reloaded_but_a_queued_run_keeps_the_text_it_started_with(

@@ -98,7 +98,9 @@ def test_a_misspelt_mode_is_refused_with_the_file_and_the_choices(
     assert listed["playbooks"] == []
     [problem] = listed["problems"]
     assert problem["file"] == "typo.yml"
-    assert "mode" in problem["message"] and "'live' or 'dry_run'" in problem["message"], problem
+    assert problem["message"] == (
+        "mode: 'dryrun' is not one of 'live', 'dry_run' (did you mean 'dry_run'?)"
+    ), problem
 
 
 @pytest.fixture
@@ -157,7 +159,7 @@ def test_rehearsing_is_refused_for_no_such_run_an_ingest_token_or_an_unloadable_
 ) -> None:
     missing = client.post("/v1/runs/no-such-run/rehearse", headers=tokens.as_responder)
     assert missing.status_code == 404
-    assert "no run 'no-such-run'" in missing.json()["message"]
+    assert "no run 'no-such-run'" in missing.json()["detail"]
     [run_id] = post_alert(client, tokens.as_ingest, **finding(0))["run_ids"]
     assert client.post(f"/v1/runs/{run_id}/rehearse", headers=tokens.as_ingest
                        ).status_code == 403
@@ -165,7 +167,7 @@ def test_rehearsing_is_refused_for_no_such_run_an_ingest_token_or_an_unloadable_
         session.execute(update(Run).where(Run.id == run_id).values(playbook_text="name: [\n"))
     refused = client.post(f"/v1/runs/{run_id}/rehearse", headers=tokens.as_responder)
     assert refused.status_code == 409
-    message = refused.json()["message"]
+    message = refused.json()["detail"]
     assert message.startswith(f"run {run_id} cannot be rehearsed: the playbook 'fold-findings' "
                               "it pinned no longer loads"), message
     assert "POST /v1/runs with mode dry_run" in message

@@ -84,7 +84,7 @@ def test_an_unknown_mode_is_422(client: TestClient, tokens: Tokens, post_alert: 
         headers=tokens.as_responder,
     )
     assert response.status_code == 422
-    assert response.json()["problems"][0]["field"] == "body.mode"
+    assert response.json()["errors"][0]["field"] == "body.mode"
 
 
 def test_starting_an_unknown_playbook_is_404_naming_it(
@@ -94,7 +94,7 @@ def test_starting_an_unknown_playbook_is_404_naming_it(
     response = client.post("/v1/runs", json={"alert_id": alert["alert_id"], "playbook": "nope"},
                            headers=tokens.as_responder)
     assert response.status_code == 404
-    assert "'nope'" in response.json()["message"]
+    assert "'nope'" in response.json()["detail"]
 
 
 def test_starting_on_an_unknown_alert_is_404_naming_it(
@@ -103,7 +103,7 @@ def test_starting_on_an_unknown_alert_is_404_naming_it(
     response = client.post("/v1/runs", json={"alert_id": "no-alert", "playbook": "by-hand"},
                            headers=tokens.as_responder)
     assert response.status_code == 404
-    assert "'no-alert'" in response.json()["message"]
+    assert "'no-alert'" in response.json()["detail"]
     assert client.get("/v1/runs", headers=tokens.as_responder).json()["runs"] == []
 
 
@@ -111,7 +111,7 @@ def test_an_unknown_run_is_404(client: TestClient, tokens: Tokens) -> None:
     response = client.get("/v1/runs/01000000-0000-7000-8000-000000000000",
                           headers=tokens.as_responder)
     assert response.status_code == 404
-    assert response.json()["error"] == "not_found"
+    assert response.json()["code"] == "not_found"
     cancel = client.post("/v1/runs/nope/cancel", headers=tokens.as_responder)
     assert cancel.status_code == 404
 
@@ -136,10 +136,14 @@ def test_runs_are_filtered_by_status_and_alert(
     assert listed("status=queued") == [ids[first]]
     assert listed("status=cancelled") == [ids[second]]
     assert listed(f"alert_id={second}") == [ids[second]]
-    assert listed("limit=1&offset=1") == [ids[first]]
+    assert listed(f"limit=1&cursor={ids[second]}") == [ids[first]]
+    page = client.get("/v1/runs?status=queued&limit=1", headers=tokens.as_responder).json()
+    assert page["next"] is None  # the one queued run is the last page
+    page = client.get("/v1/runs?limit=1", headers=tokens.as_responder).json()
+    assert page["next"] == f"/v1/runs?limit=1&cursor={ids[second]}"
     unknown = client.get("/v1/runs?status=done", headers=tokens.as_responder)
     assert unknown.status_code == 422
-    assert "waiting_approval" in unknown.json()["message"]
+    assert "waiting_approval" in unknown.json()["detail"]
 
 
 def test_a_queued_run_is_cancelled_once_and_then_409(
@@ -156,8 +160,8 @@ def test_a_queued_run_is_cancelled_once_and_then_409(
 
     again = client.post(f"/v1/runs/{run_id}/cancel", headers=tokens.as_responder)
     assert again.status_code == 409
-    assert again.json()["error"] == "conflict"
-    assert "cancelled" in again.json()["message"]
+    assert again.json()["code"] == "conflict"
+    assert "cancelled" in again.json()["detail"]
     events = client.get(f"/v1/audit?run_id={run_id}", headers=tokens.as_admin).json()["events"]
     assert [(e["verb"], e["actor"]) for e in events] == [("run.queued", "alice"),
                                                          ("run.cancelled", "bob")]
@@ -179,7 +183,7 @@ def test_rollback_answers_409_until_the_run_ended_and_when_nothing_can_be_undone
     refused = worker_client.post(f"/v1/runs/{started['id']}/rollback",
                                  headers=tokens.as_responder)
     assert refused.status_code == 409
-    assert "has nothing that can be undone" in refused.json()["message"]
+    assert "has nothing that can be undone" in refused.json()["detail"]
     runs = worker_client.get("/v1/runs", headers=tokens.as_responder).json()["runs"]
     assert [run["id"] for run in runs] == [started["id"]]
     assert worker_client.post(f"/v1/runs/{started['id']}/rollback",

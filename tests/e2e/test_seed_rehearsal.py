@@ -104,7 +104,7 @@ def targets(plan: dict[str, Any]) -> dict[str, list[tuple[str, str]]]:
 
 
 def audit(scene: Scene, run_id: str) -> list[dict[str, Any]]:
-    events: list[dict[str, Any]] = scene.get(f"/v1/audit?run_id={run_id}&limit=1000")["events"]
+    events: list[dict[str, Any]] = scene.get(f"/v1/audit?run_id={run_id}&limit=500")["events"]
     return events
 
 

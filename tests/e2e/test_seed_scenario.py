@@ -294,7 +294,7 @@ def test_the_attack_is_narrated_rehearsed_without_a_change_then_contained_once_a
         assert run["status"] == "succeeded", run
         verified = scene.get("/v1/audit/verify")
         assert verified["ok"] is True, verified
-        verbs = [e["verb"] for e in scene.get(f"/v1/audit?run_id={run_id}&limit=1000")["events"]]
+        verbs = [e["verb"] for e in scene.get(f"/v1/audit?run_id={run_id}&limit=500")["events"]]
         assert {"threshold.reached", "approval.requested", "approval.approved",
                 "run.succeeded"} <= set(verbs)
 

@@ -57,7 +57,7 @@ from tests.e2e.test_seed_scenario import (
 if TYPE_CHECKING:
     from tests.e2e.conftest import Tokens
 
-PLAYBOOK = "mass-instance-termination-alarm"
+PLAYBOOK = "mass-instance-termination"
 ALARM_SETTLE = 120.0  # the playbook's settle: {quiet: 2m, at_most: 2m}
 SNS = "/v1/webhooks/sns"
 

@@ -257,8 +257,8 @@ def test_unsigned_badly_signed_or_stale_interactions_are_refused_and_change_noth
 
     assert unsigned.status_code == 401
     assert [r.status_code for r in (badly, stale, tampered)] == [403, 403, 403]
-    assert "5 minutes" in stale.json()["message"]
-    assert "does not verify" in badly.json()["message"]
+    assert "5 minutes" in stale.json()["detail"]
+    assert "does not verify" in badly.json()["detail"]
     assert slack.calls_to("views.open") == [] and slack.calls_to("chat.postEphemeral") == []
     assert _request_of(slack_client, tokens, run_id)["status"] == "pending"
     refusals = [e for e in _audit(slack_client, tokens, actor="anonymous")

@@ -134,7 +134,7 @@ def test_a_tampered_notification_is_refused_403_and_recorded_rejected(
     message = tamper(sns_keys.sign(sns_keys.notification()))
     response = _post(sns_client, message)
     assert response.status_code == 403, response.text
-    assert "SNS signature refused" in response.json()["message"]
+    assert "SNS signature refused" in response.json()["detail"]
     assert sns_client.get("/v1/alerts", headers=tokens.as_responder).json()["alerts"] == []
     [row] = _deliveries(sns_client, tokens)
     assert (row["outcome"], row["source"]) == ("rejected", "sns")
@@ -158,7 +158,7 @@ def test_a_subscription_to_another_topic_is_refused_without_a_visit(
 ) -> None:
     response = _post(sns_client, sns_keys.sign(sns_keys.confirmation(TopicArn=OTHER_TOPIC)))
     assert response.status_code == 403
-    assert "RIPOSTE_SNS_TOPICS" in response.json()["message"]
+    assert "RIPOSTE_SNS_TOPICS" in response.json()["detail"]
     assert visited == []
     [row] = _deliveries(sns_client, tokens)
     assert row["outcome"] == "rejected" and OTHER_TOPIC in row["reason"]
@@ -218,7 +218,7 @@ def test_a_malformed_sns_body_is_400_and_recorded(
         headers["x-amz-sns-message-type"] = kind
     response = sns_client.post(SNS, content=content, headers=headers)
     assert response.status_code == 400, response.text
-    assert fragment in response.json()["message"]
+    assert fragment in response.json()["detail"]
     [row] = _deliveries(sns_client, tokens)
     assert row["outcome"] == "rejected" and row["reason"].startswith("400")
 
@@ -259,7 +259,7 @@ def _assert_refused(
 ) -> None:
     """403 saying why; nothing stored, started or visited; one rejected delivery with why."""
     assert response.status_code == 403, response.text
-    message = response.json()["message"]
+    message = response.json()["detail"]
     for fragment in fragments:
         assert fragment in message, message
     assert _alerts_and_runs(client, tokens) == ([], [])
@@ -337,7 +337,7 @@ def test_the_age_limit_is_a_setting_and_a_message_within_it_is_accepted(
         ahead = _post(client, _message("Notification", MessageId="clock-ahead",
                                        Timestamp=_stamp(now + timedelta(minutes=4))))
     assert (stale.status_code, late.status_code, ahead.status_code) == (403, 202, 202)
-    assert "RIPOSTE_SNS_MAX_AGE_SECONDS (600 s)" in stale.json()["message"]
+    assert "RIPOSTE_SNS_MAX_AGE_SECONDS (600 s)" in stale.json()["detail"]
 
 
 @pytest.mark.parametrize("kind", KINDS)

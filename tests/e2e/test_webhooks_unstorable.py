@@ -125,7 +125,7 @@ def _assert_refused_and_recorded(
     client: TestClient, tokens: Tokens, response: Any, status: int, *fragments: str
 ) -> None:
     assert response.status_code == status, response.text
-    message = response.json()["message"]
+    message = response.json()["detail"]
     for fragment in fragments:
         assert fragment in message, message
     alerts, deliveries = _stored(client, tokens)
@@ -274,6 +274,6 @@ def test_deep_nesting_is_stored_or_refused_4xx_and_recorded(
     [row] = deliveries
     if response.status_code >= 400:
         assert alerts == [] and row["outcome"] == "rejected"
-        assert row["reason"] == f"{response.status_code}: {response.json()['message']}"
+        assert row["reason"] == f"{response.status_code}: {response.json()['detail']}"
     else:
         assert len(alerts) == 1 and row["outcome"] == "accepted"

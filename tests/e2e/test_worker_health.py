@@ -59,7 +59,7 @@ def eventually(
     deadline = time.monotonic() + seconds
     while True:
         answer = client.get("/readyz")
-        if answer.status_code == status and saying in answer.json().get("message", ""):
+        if answer.status_code == status and saying in answer.json().get("detail", ""):
             body: dict[str, Any] = answer.json()
             return body
         assert time.monotonic() < deadline, f"/readyz still {answer.status_code}: {answer.text}"
@@ -84,9 +84,9 @@ def test_readyz_turns_503_when_the_in_process_worker_dies(
         # (Silent for a moment, perhaps, while its thread ends: then dead.)
         body = eventually(client, 503, saying="is dead")
         assert client.get("/healthz").status_code == 200  # the process itself is up
-    assert body["error"] == "unavailable"
-    assert body["message"].startswith("in-process worker ")
-    assert body["message"].endswith(":api-1 is dead: Killed: injected by the test; restart "
+    assert body["code"] == "unavailable"
+    assert body["detail"].startswith("in-process worker ")
+    assert body["detail"].endswith(":api-1 is dead: Killed: injected by the test; restart "
                                     "riposte serve")
 
 
@@ -103,8 +103,8 @@ def test_readyz_turns_503_when_the_in_process_worker_falls_silent(
         body = eventually(client, 503)
         monkeypatch.undo()
         assert eventually(client, 200) == {"status": "ok"}  # heard from again: ready again
-    assert "has recorded no heartbeat for" in body["message"]
-    assert "RIPOSTE_WORKER_SILENT_AFTER is 0.5s" in body["message"]
+    assert "has recorded no heartbeat for" in body["detail"]
+    assert "RIPOSTE_WORKER_SILENT_AFTER is 0.5s" in body["detail"]
 
 
 def test_workers_are_listed_to_admins_with_their_heartbeat(

@@ -223,7 +223,7 @@ def test_twenty_concurrent_decisions_on_two_servers_settle_once(
     assert statuses[409] == DECIDERS - len(accepted)
     for name, answer in answers.items():  # each refusal says what it refers to
         if answer["status"] == 409:
-            message = answer["body"]["message"]
+            message = answer["body"]["detail"]
             assert request_id in message or run_id in message, (name, answer)
     # Exactly one of the accepted answers settled the request, and it is the stored outcome.
     assert sorted(body["status"] for body in accepted.values()) == sorted(

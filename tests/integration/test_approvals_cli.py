@@ -120,14 +120,29 @@ def test_approve_shows_the_plan_and_its_hash_and_the_run_continues(live: Live) -
 
     shown = live.cli("show", request_id, who="bob")
     assert shown.returncode == 0, shown.stderr
-    assert f"plan_hash: {plan_hash}" in shown.stdout
-    plan_text = shown.stdout.split("plan:\n", 1)[1].split("\ndecisions", 1)[0]
-    plan = json.loads(plan_text)
-    assert (plan["action"], plan["params"]) == ("core.log", {"message": "disabling mallory"})
-    assert "decisions: none yet" in shown.stdout
-    assert "who else may decide: any responder or admin token except system (started the run)" \
-        in shown.stdout
-    assert "1 approval(s) required, 1 still needed" in shown.stdout
+    lines = shown.stdout.splitlines()
+    assert lines[:3] == [f"approval request {request_id}: pending",
+                         f"  run {run_id} (live), step disable",
+                         "  1 approval(s) required, 1 still needed"]
+    assert re.fullmatch(r"  created \S+ \S+ UTC, expires \S+ \S+ UTC "
+                        r"\((\d+ (days?|hours?|minutes?|seconds?)(, | and )?)+ left\)",
+                        lines[3]), lines[3]
+    assert lines[4:] == [
+        "  why: disabling a user locks them out",
+        f"plan_hash: {plan_hash}",
+        "plan: 1 step, 0 calls (every parameter: --json)",
+        '  step disable (core.log): no call; parameters: {"message": "disabling mallory"}',
+        "decisions: none yet",
+        "who else may decide: any responder or admin token except system (started the run)",
+        f"decide: riposte approvals approve {request_id} --plan-hash {plan_hash} --reason '…' "
+        "(or reject)",
+    ]
+    as_json = live.cli("show", request_id, "--json", who="bob")
+    assert as_json.returncode == 0, as_json.stderr
+    assert json.loads(as_json.stdout) == live.get(f"/v1/approvals/{request_id}", who="bob")
+    listed_json = json.loads(live.cli("list", "--json", who="bob").stdout)
+    assert [(a["id"], a["run_id"], a["step_id"]) for a in listed_json["approvals"]] == [
+        (request_id, run_id, "disable")]
 
     approved = live.cli("approve", request_id, "--reason", "confirmed with the manager",
                         "--plan-hash", plan_hash, who="bob")
@@ -311,3 +326,16 @@ def test_help_never_shows_the_token() -> None:
     assert result.returncode == 0, result.stderr
     assert "RIPOSTE_TOKEN" in result.stdout
     assert "rip_do-not-print-me" not in result.stdout + result.stderr
+
+
+def test_a_run_that_has_not_ended_is_not_rolled_back(live: Live) -> None:
+    run_id, _ = live.waiting_run()
+
+    refused = riposte("runs", "rollback", run_id, "--yes", RIPOSTE_API_URL=live.url,
+                      RIPOSTE_TOKEN=live.tokens["bob"])
+    assert refused.returncode == 1
+    assert (refused.stdout, refused.stderr) == ("", (
+        f"error: run {run_id} is waiting_approval; cancel it (or let it end) before rolling it "
+        "back; nothing was asked\n"))
+    assert live.get(f"/v1/runs/{run_id}")["status"] == "waiting_approval"
+    assert [r["id"] for r in live.get("/v1/runs")["runs"]] == [run_id]

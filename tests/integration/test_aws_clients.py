@@ -61,6 +61,34 @@ def test_aws_errors_become_step_errors_with_the_aws_code(aws: AwsSandbox) -> Non
     assert error.value.operation == "GetUser"
 
 
+def test_a_paginated_read_follows_every_page_through_the_guarded_client(aws: AwsSandbox) -> None:
+    policies = [f"arn:aws:iam::aws:policy/{name}"
+                for name in ("ReadOnlyAccess", "AWSDenyAll", "SecurityAudit")]
+    aws.client("iam").create_user(UserName="alice")
+    for arn in policies:
+        aws.client("iam").attach_user_policy(UserName="alice", PolicyArn=arn)
+    clients = AwsClients(aws.settings, dry_run=True, run_id="r")
+    iam = clients.client("iam")
+
+    attached = iam.every("list_attached_user_policies", "AttachedPolicies", UserName="alice",
+                         PaginationConfig={"PageSize": 1})
+
+    assert sorted(p["PolicyArn"] for p in attached) == sorted(policies)
+    # A request a page, each seen by the call log (and let through the dry-run guard: a read);
+    # moto may end on one more, empty, page.
+    pages = [c.params for c in clients.calls.sent if c.operation == "ListAttachedUserPolicies"]
+    assert len(pages) >= len(policies)
+    assert "Marker" not in pages[0] and all(page.get("Marker") for page in pages[1:])
+
+
+def test_a_failing_page_is_a_step_error_with_the_aws_code(aws: AwsSandbox) -> None:
+    iam = AwsClients(aws.settings, dry_run=False, run_id="r").client("iam")
+    with pytest.raises(AwsError) as error:
+        iam.every("list_access_keys", "AccessKeyMetadata", UserName="nobody")
+    assert error.value.code == "NoSuchEntity"
+    assert error.value.operation == "ListAccessKeys"
+
+
 def test_codes_botocore_does_not_retry_are_retried_until_they_clear(aws: AwsSandbox) -> None:
     """IAM answers ConcurrentModification while another change settles.
 

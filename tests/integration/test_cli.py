@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import json
 import os
 import signal
@@ -11,7 +10,6 @@ import sqlite3
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +18,13 @@ import pytest
 from sqlalchemy import make_url, select, text
 from sqlalchemy.exc import DBAPIError
 
-from engine.normalize import normalize_cloudtrail_record
 from engine.playbooks import load_file, playbook_files
 from engine.schema import render_schema
 from engine.store.alerts import ingest_alert
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import AuditEvent, Run
 from engine.store.tokens import authenticate
-from riposte import demo_scenario as scenario
-from riposte.demo_scenario import Account
-from tests.aws_sandbox import AwsSandbox
 from tests.integration.engine_helpers import make_alert
-from tests.samples import load
 
 ROOT = Path(__file__).resolve().parents[2]
 PLAYBOOKS = ROOT / "playbooks"
@@ -135,7 +128,7 @@ def test_validate_reports_every_problem_with_file_line_step_and_a_suggestion(
     assert (
         f"{typo}:4: step 'hello': unknown action 'core.logg' (did you mean 'core.log'?)" in lines
     )
-    assert f"{field}:6: step 'nap': unknown field 'retyr'" in lines
+    assert f"{field}:6: step 'nap': unknown field 'retyr' (did you mean 'retry'?)" in lines
     assert "2 problem(s) in 2 file(s)" in lines
     no_traceback(result)
 
@@ -157,177 +150,6 @@ def test_validate_reports_two_playbooks_with_one_name(tmp_path: Path) -> None:
     result = riposte("validate", str(tmp_path))
     assert result.returncode == 1
     assert "name 'same' also used by" in result.stdout
-
-
-# ---------------------------------------------------------------------------------------------
-# plan
-
-
-def test_plan_rehearses_every_step_and_shows_the_approval_it_would_ask(alert_file: Path) -> None:
-    result = riposte("plan", "playbooks/example-triage.yml", str(alert_file))
-    assert result.returncode == 0, result.stdout + result.stderr
-    out = result.stdout
-    for number, step in enumerate(load_file(EXAMPLE).spec.steps, 1):
-        assert f"{number}. {step.id} [{step.action}]: would run" in out
-    assert (
-        "would ask approval of any responder or admin (contain the principal) for: "
-        '{"level": "warning", "message": "would disable Roboman1"}'
-    ) in out
-    assert '"instance_ids": ["i-2oc7w12", "i-eob7w13"]' in out
-    assert '"source_ip": "180.163.251.231"' in out
-    assert "result: the run would end succeeded" in out
-    assert "note:" not in out  # the trigger matches the sample alert
-
-
-def test_plan_finds_a_playbook_by_name_and_reads_a_normalized_alert(tmp_path: Path) -> None:
-    alert = make_alert(source="cloudtrail", kind="api-call", type="TerminateInstances",
-                       principal={"type": "IAMUser", "name": "mallory"})
-    path = write(tmp_path / "normalized.json", alert.model_dump_json())
-    result = riposte("plan", "example-triage", str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "would disable mallory" in result.stdout
-
-
-def test_plan_says_when_steps_are_skipped_and_the_trigger_does_not_match(tmp_path: Path) -> None:
-    path = write(tmp_path / "low.json", json.dumps({"title": "quiet", "severity": "LOW"}))
-    result = riposte("plan", str(EXAMPLE), str(path))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "note: the trigger does not match this alert" in result.stdout
-    assert "contain-principal [core.log]: skipped (when is false)" in result.stdout
-    assert "would ask approval" not in result.stdout
-
-
-def test_plan_gives_templates_the_one_alert_as_alerts(tmp_path: Path, alert_file: Path) -> None:
-    book = write(
-        tmp_path / "burst.yml",
-        "name: burst\ntrigger: {threshold: {count: 20, within: 5m, group_by: principal.arn}}\n"
-        "steps:\n  - {id: count, action: core.log, with: {message: "
-        "\"{{ alerts | length }} alert(s), first {{ alerts[0].title }}\"}}\n",
-    )
-    result = riposte("plan", str(book), str(alert_file))
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "1 alert(s), first " in result.stdout
-
-
-def test_plan_exits_1_when_the_run_would_fail(tmp_path: Path, alert_file: Path) -> None:
-    book = write(
-        tmp_path / "failing.yml",
-        "name: failing\nsteps:\n"
-        "  - {id: flaky, action: core.fail, with: {code: Throttling}, retry: {attempts: 2}}\n"
-        "  - {id: after, action: core.log, with: {message: never}}\n",
-    )
-    result = riposte("plan", str(book), str(alert_file))
-    assert result.returncode == 1
-    assert "1. flaky [core.fail]: would fail" in result.stdout
-    assert "error: Throttling: failure injected by core.fail" in result.stdout
-    assert "not reached: after" in result.stdout
-    assert "result: the run would end failed" in result.stdout
-
-
-@pytest.mark.parametrize(
-    ("content", "message"),
-    [
-        ("{not json", "not JSON"),
-        ('{"title": "x", "severity": "SEVERE"}', "severity"),
-        ('{"severity": 50}', "title"),
-        ("[1, 2]", "an alert is a JSON object"),
-    ],
-)
-def test_plan_explains_a_bad_alert_file(tmp_path: Path, content: str, message: str) -> None:
-    path = write(tmp_path / "alert.json", content)
-    result = riposte("plan", str(EXAMPLE), str(path))
-    assert result.returncode == 1
-    assert message in result.stderr
-    no_traceback(result)
-
-
-def test_plan_explains_a_missing_or_invalid_playbook(tmp_path: Path, alert_file: Path) -> None:
-    missing = riposte("plan", "no-such-playbook", str(alert_file))
-    assert missing.returncode == 1
-    assert "no playbook file or playbook named 'no-such-playbook'" in missing.stderr
-    assert "example-triage" in missing.stderr
-    bad = write(tmp_path / "bad.yml", "name: bad\nsteps:\n  - {id: a, action: core.logg}\n")
-    invalid = riposte("plan", str(bad), str(alert_file))
-    assert invalid.returncode == 1
-    assert "did you mean 'core.log'" in invalid.stderr
-    no_traceback(invalid)
-
-
-def _seed_alert_on(account: Account, tmp_path: Path) -> Path:
-    """The seed's sample record (tests/samples), as the account's fleet terminated just now."""
-    ec2 = account.client("ec2")
-    answer = ec2.terminate_instances(InstanceIds=account.fleet.all)["TerminatingInstances"]
-    record = copy.deepcopy(load("seed_terminate_instances")["Records"][0])
-    record.update(eventID="evt-plan", awsRegion=account.region,
-                  eventTime=datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
-    record["userIdentity"].update(arn=account.user_arn, accountId=scenario.ACCOUNT,
-                                  accessKeyId=account.access_keys[0])
-    record["requestParameters"] = {
-        "instancesSet": {"items": [{"instanceId": i["InstanceId"]} for i in answer]}
-    }
-    record["responseElements"] = {"instancesSet": {"items": [
-        {"instanceId": i["InstanceId"], "currentState": {"code": 32, "name": "shutting-down"},
-         "previousState": {"code": 16, "name": "running"}} for i in answer
-    ]}}
-    return write(tmp_path / "alert.json",
-                 normalize_cloudtrail_record(record).model_dump_json())
-
-
-def _rehearsed_output(stdout: str, step: str) -> dict[str, Any]:
-    """The output ``riposte plan`` printed for ``step``."""
-    lines = stdout.splitlines()
-    start = next(n for n, line in enumerate(lines) if f". {step} [" in line)
-    shown = next(line for line in lines[start + 1:] if line.startswith("   output: "))
-    output: dict[str, Any] = json.loads(shown.removeprefix("   output: "))
-    return output
-
-
-def test_plan_reads_the_history_from_the_sources_it_can_and_says_which_it_could_not(
-    aws: AwsSandbox, tmp_path: Path
-) -> None:
-    # The demo's settings (s3 and ingested); a rehearsal has no database to read ingested from.
-    account = scenario.seed_account(aws.url)
-    alert = _seed_alert_on(account, tmp_path)
-    settings = {
-        "RIPOSTE_AWS_ENDPOINT_URL": aws.url,
-        "RIPOSTE_AWS_REGION": account.region,
-        "RIPOSTE_CLOUDTRAIL_BUCKET": scenario.TRAIL_BUCKET,
-    }
-    book = str(PLAYBOOKS / "mass-instance-termination.yml")
-
-    result = riposte("plan", book, str(alert),
-                     RIPOSTE_CLOUDTRAIL_SOURCES='["s3", "ingested"]', **settings)
-
-    no_traceback(result)
-    out = result.stdout
-    assert "5. history [aws.cloudtrail.principal_history]: would run" in out, out[-3000:]
-    history = _rehearsed_output(out, "history")
-    assert history["read"] == ["s3"] and history["sources"]["s3"]["read"] is True
-    assert history["principal_events"] > 0 and history["working_hours"] is not None
-    unread = history["failed"]["ingested"]
-    assert unread.startswith("SourceUnavailable: ") and "riposte plan" in unread
-    assert f"   not read: ingested ({unread}); answers drawn from this step may be " in out
-    findings = {f["id"]: f for f in _rehearsed_output(out, "assess")["findings"]}
-    for finding_id in ("principal.sign_in_failures", "principal.mfa", "event_time.off_hours"):
-        assert findings[finding_id]["evidence"]["unread_sources"] == {"ingested": unread}
-    assert "the CloudTrail source ingested could not be read" in (
-        _rehearsed_output(out, "narrate")["narrative"]
-    )
-    assert "disable-user [aws.iam.disable_user]: would run" in out  # still judged unusual
-
-    # With ingested the only source, nothing can be read: the step fails and says why.
-    only_history = write(tmp_path / "history.yml", "name: history\nsteps:\n"
-                         "  - {id: history, action: aws.cloudtrail.principal_history}\n")
-    alone = riposte("plan", str(only_history), str(alert),
-                    RIPOSTE_CLOUDTRAIL_SOURCES='["ingested"]', **settings)
-
-    no_traceback(alone)
-    assert alone.returncode == 1
-    assert "1. history [aws.cloudtrail.principal_history]: would fail" in alone.stdout
-    assert (
-        "   error: SourcesUnreadable: no CloudTrail source could be read: ingested: "
-        f"{unread}"
-    ) in alone.stdout
 
 
 # ---------------------------------------------------------------------------------------------

@@ -75,7 +75,9 @@ def test_the_demo_tells_the_attack_investigation_approval_containment_and_audit(
     # The pending approval and the exact command that decides it.
     request_id = re.search(r"pending approval (\S+) of step disable-user", out)[1]  # type: ignore[index]
     plan_hash = re.search(r"plan_hash: ([0-9a-f]{64})", out)[1]  # type: ignore[index]
-    assert "iam:AttachUserPolicy user/Roboman1" in out
+    # The plan by step and operation, with counts, each operation's targets below it.
+    assert re.search(r"\n  step disable-user \(aws\.iam\.disable_user\): \d+ calls\n"
+                     r"(    .+\n)*?    iam:AttachUserPolicy × 1\n      user/Roboman1\n", out)
     assert re.search(
         rf"RIPOSTE_API_URL=http://127\.0\.0\.1:{port} RIPOSTE_TOKEN=rip_\S+ riposte approvals "
         rf"approve {request_id} --plan-hash {plan_hash} --reason ",

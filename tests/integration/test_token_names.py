@@ -86,7 +86,7 @@ steps:
 """)
     result = riposte("validate", str(tmp_path))
     assert result.returncode == 1
-    assert result.stdout.startswith(f"{playbook}:7: step 'contain': approvers: ")
+    assert result.stdout.startswith(f"{playbook}:7: step 'contain': approval.approvers: ")
     for fix in ("write 'role:responder' for any responder token",
                 "write 'role:admin' for any admin token",
                 "write 'token:lead' for the token named lead"):

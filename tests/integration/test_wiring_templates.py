@@ -161,11 +161,10 @@ def test_the_hub_alarm_is_the_one_the_alarm_playbook_expects(
     assert metric_filter["Properties"]["LogGroupName"] == {"Ref": "TrailLogGroupName"}
     assert '$.eventName = "TerminateInstances"' in metric_filter["Properties"]["FilterPattern"]
     assert subscription["Properties"]["Endpoint"] == {"Fn::Sub": "${PublicUrl}/v1/webhooks/sns"}
-    book = books["mass-instance-termination-alarm"]
-    assert book.trigger is not None
+    book = books["mass-instance-termination"]
     alert = NormalizedAlert(source="cloudwatch", kind="alarm", type=props["AlarmName"],
                             title="alarm", severity=70, severity_label="HIGH")
-    assert trigger_matches(book.trigger, alert, is_production=None)
+    assert any(trigger_matches(trigger, alert, is_production=None) for trigger in book.triggers)
 
 
 def test_the_region_stack_forwards_the_same_patterns_to_the_hub_bus(
@@ -361,7 +360,7 @@ EXPECTED = {
     "cloudtrail-delete-instances": "mass-instance-termination",
     "guardduty-key-unauthorized": "compromised-credentials",
     "guardduty-key-credential-access": "compromised-credentials",
-    "securityhub-key-ttp": "compromised-credentials-securityhub",
+    "securityhub-key-ttp": "compromised-credentials",
 }
 
 
@@ -380,8 +379,9 @@ def test_riposte_itself_takes_exactly_the_expected_samples(books: dict[str, Play
     accepted = {}
     for name, event in sample_events().items():
         alerts = normalize_eventbridge(event)
-        taken = {book.name for book in books.values() if book.trigger is not None and any(
-            trigger_matches(book.trigger, alert, is_production=None) for alert in alerts)}
+        taken = {book.name for book in books.values() if any(
+            trigger_matches(trigger, alert, is_production=None)
+            for trigger in book.triggers for alert in alerts)}
         if taken:
             accepted[name] = taken
     assert accepted == {name: {book} for name, book in EXPECTED.items()}
@@ -441,5 +441,5 @@ def test_moto_routes_each_sample_to_exactly_its_rules(aws: AwsSandbox, shipped: 
                       [], [], [])
     assert _reached(routable, delivered) == {
         name: {book} for name, book in EXPECTED.items()
-        if book != "compromised-credentials-securityhub"}
+        if name != "securityhub-key-ttp"}
     assert delivered[findings_rule.key] == set()  # moto's gap, not the pattern's

@@ -13,6 +13,7 @@ from actions.aws.target import AwsInput
 from actions.base import Action
 from actions.policy import least_privilege_policy
 from engine.playbooks import parse_playbook
+from tests.step_examples import example_playbook
 
 ACTIONS = registry.all_actions()
 EXAMPLE = re.compile(r"```yaml\n(.*?)```", re.DOTALL)
@@ -26,9 +27,9 @@ def _example(action: type[Action[Any]]) -> str:
 
 @pytest.mark.parametrize("name", list(ACTIONS))
 def test_every_action_documents_a_step_that_validates(name: str) -> None:
-    step = textwrap.indent(_example(ACTIONS[name]), "  ")
-    loaded = parse_playbook(f"name: example\nsteps:\n{step}", f"{name} docstring")
-    assert [s.action for s in loaded.spec.steps] == [name]
+    loaded = parse_playbook(example_playbook(_example(ACTIONS[name]), "example"),
+                            f"{name} docstring")
+    assert loaded.spec.steps[-1].action == name
 
 
 @pytest.mark.parametrize("name", [n for n in ACTIONS if n.startswith("aws.")])

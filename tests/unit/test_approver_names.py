@@ -45,7 +45,7 @@ def test_a_bare_approver_is_refused_with_its_file_line_step_and_the_fix(
     written: str, fix: str
 ) -> None:
     [problem] = problems(written)
-    assert problem.startswith("contain.yml:11: step 'contain': approvers: ")
+    assert problem.startswith("contain.yml:11: step 'contain': approval.approvers: ")
     assert "is ambiguous" in problem and fix in problem
 
 

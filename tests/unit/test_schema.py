@@ -15,6 +15,7 @@ import yaml
 from actions import registry
 from core.settings import Settings
 from engine.playbooks import parse_playbook, playbook_files
+from engine.replay.differences import load_expectations
 from engine.schema import playbook_schema, render_schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -162,12 +163,20 @@ def test_the_readme_documents_every_setting() -> None:
     assert not unknown, f"README.md documents settings that do not exist: {sorted(unknown)}"
 
 
-def test_the_readme_playbook_examples_are_valid() -> None:
+def test_the_readme_yaml_examples_are_valid(tmp_path: Path) -> None:
+    """Every YAML block of the README loads as what it shows: a playbook (it starts with its
+    ``name``), the replay's expectations file, or a CI job's steps."""
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     examples = re.findall(r"```yaml\n(.*?)```", readme, re.S)
-    assert examples
-    for example in examples:
+    playbooks = [e for e in examples if e.startswith("name: ")]
+    expectations = [e for e in examples if e.startswith("# replay-expected.yml")]
+    assert len(playbooks) >= 3 and len(expectations) == 1
+    for example in playbooks:
         parse_playbook(example, "README.md")
+    (tmp_path / "replay-expected.yml").write_text(expectations[0], encoding="utf-8")
+    assert load_expectations(tmp_path / "replay-expected.yml").expected
+    for example in set(examples) - {*playbooks, *expectations}:
+        assert isinstance(yaml.safe_load(example), list), example  # a CI job's steps
 
 
 SEED_TRIGGER = {

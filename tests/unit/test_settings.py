@@ -24,8 +24,9 @@ from core.settings import (
     env_file_lines,
     read_settings,
 )
-from riposte.cli import app, log_setting_warnings
+from riposte.cli import app
 from riposte.demo import demo_overrides
+from riposte.serve_cli import log_setting_warnings
 
 LIST_SETTINGS = [
     name for name, field in Settings.model_fields.items() if get_origin(field.annotation) is list
