@@ -2,7 +2,7 @@
 
 The HTTP API, the console and the chat integrations all call :func:`take_decision`: the rules
 (an approver of the request, not the run's starter, the plan hash seen, quorum) live in
-``engine.store.approvals``; this adds what surrounds them — making an approved plan again first,
+``engine.store.deciders``; this adds what surrounds them — making an approved plan again first,
 and auditing a refusal — so that no interface can skip either.
 """
 
@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.settings import Settings
 from engine import containment
 from engine.replan import refuse_if_moved
-from engine.store.approvals import check_decision, decide, record_refusal
+from engine.store.deciders import check_decision, decide, record_refusal
 from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest, Run
 

@@ -24,8 +24,8 @@ from engine.alerts import template_view
 from engine.metrics import STEP_DURATION
 from engine.playbooks import LoadedPlaybook, PlaybookInvalid
 from engine.spec import Step
-from engine.store import approvals, runs
-from engine.store.alerts import as_normalized, get_alert
+from engine.store import approvals, leases, runs
+from engine.store.alert_reads import as_normalized, get_alert
 from engine.store.models import Run
 from engine.store.types import utcnow
 from engine.templates import TemplateFailure
@@ -134,13 +134,13 @@ class RunDriver:
                 return self._record(state, step_id, refused, record_id)
         if record_id is None:
             with self.sessions.begin() as session:
-                record_id = runs.begin_step(
+                record_id = leases.begin_step(
                     session=session, run_id=self.run_id, step_id=step_id, action=step.action,
                     worker=self.worker_id, round=conductor.round_of(state),
                     acting=acts(step.action),
                 )
                 if record_id is None:  # not ours any more: cancelled, started over, taken over
-                    runs.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
+                    leases.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
             if record_id is None:
                 return None, None
         log.info("step %s started: %s", step_id, step.action,
@@ -174,15 +174,15 @@ class RunDriver:
             next_step = (following, action, acts(action))
         with self.sessions.begin() as session:
             if record_id is None:
-                record_id = runs.begin_step(
+                record_id = leases.begin_step(
                     session=session, run_id=self.run_id, step_id=step_id,
                     action=spec.step(step_id).action, worker=self.worker_id,
                     round=conductor.round_of(state), acting=acts(spec.step(step_id).action),
                 )
                 if record_id is None:
-                    runs.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
+                    leases.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
                     return None, None
-            finished = runs.finish_step(
+            finished = leases.finish_step(
                 session=session, run_id=self.run_id, record_id=record_id,
                 worker=self.worker_id, outcome=outcome, new_state=new_state, next_step=next_step,
             )
@@ -237,9 +237,9 @@ class RunDriver:
         settings = self.worker.settings
         with self.sessions.begin() as session:
             # Locked: an alert joining now starts the run over instead of meeting a stale plan.
-            run = runs.hold(session, self.run_id, self.worker_id)
+            run = leases.hold(session, self.run_id, self.worker_id)
             if run is None:  # cancelled (or started over) while the plan was made
-                runs.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
+                leases.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
                 return None, None
             follows = run.state.get("follows")
             earlier = approvals.earlier_request(
@@ -269,20 +269,20 @@ class RunDriver:
     def _fail_unloadable(self, message: str) -> None:
         with self.sessions.begin() as session:
             # Locked and checked: a cancel may have come since the run was read.
-            failed = runs.fail_held(
+            failed = leases.fail_held(
                 session=session, run_id=self.run_id, worker=self.worker_id,
                 error=f"pinned playbook no longer loads: {message}",
             )
             if not failed:
-                runs.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
+                leases.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
 
     def _let_go(self) -> None:
         with self.sessions.begin() as session:
-            runs.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
+            leases.let_go(session=session, run_id=self.run_id, worker=self.worker_id)
 
     def _hand_over(self, step_id: str) -> None:
         with self.sessions.begin() as session:
-            handed = runs.give_up_leases(
+            handed = leases.give_up_leases(
                 session=session, worker=self.worker_id, run_id=self.run_id,
                 reason=f"the worker is stopping; step {step_id} is next",
             )

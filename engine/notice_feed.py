@@ -37,7 +37,7 @@ from engine.run_notices import failure_notice, outcome_notice, read_ending
 from engine.slack import is_slack_target
 from engine.slack.notifier import SlackNotifier
 from engine.store import notice_feed as feed
-from engine.store.alerts import as_normalized, get_alert
+from engine.store.alert_reads import as_normalized, get_alert
 from engine.store.approvals import PENDING, get_request
 from engine.store.messages import messages_of_run
 from engine.store.models import Run

@@ -10,7 +10,7 @@ from actions.base import ActionError, RunEnv
 from core.settings import Settings
 from engine import plans
 from engine.alerts import template_view
-from engine.store.alerts import as_normalized, get_alert
+from engine.store.alert_reads import as_normalized, get_alert
 from engine.store.approvals import get_request, supersede
 from engine.store.errors import Conflict
 from engine.store.runs import get_run

@@ -22,7 +22,7 @@ from engine import conductor
 from engine.alerts import template_view
 from engine.modes import rehearsal_mark
 from engine.playbooks import LoadedPlaybook
-from engine.store.alerts import as_normalized, get_alert
+from engine.store.alert_reads import as_normalized, get_alert
 from engine.store.runs import get_run
 
 LISTED = 15  # steps, or things left undone, listed before "and N more"

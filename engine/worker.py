@@ -29,7 +29,7 @@ from engine.notice_feed import NoticeFeed
 from engine.playbooks import LoadedPlaybook, parse_playbook
 from engine.slack import is_slack_target
 from engine.slack.notifier import SlackNotifier
-from engine.store import approvals, runs, triggers, workers
+from engine.store import approvals, leases, triggers, workers
 from engine.store.messages import ESCALATION, REQUEST
 from engine.store.models import Run
 from engine.store.types import utcnow
@@ -156,7 +156,7 @@ class Worker:
         """Hand over runs left mid-way, keep house, then claim and drive one run."""
         if self._hand_over_pending:
             with self.sessions.begin() as session:
-                handed = runs.give_up_leases(
+                handed = leases.give_up_leases(
                     session=session, worker=self.worker_id,
                     reason="the worker lost the database while driving it",
                 )
@@ -298,7 +298,7 @@ class Worker:
         and then the run is failed, or, if the database went away, handed over once it is back.
         """
         with self.sessions.begin() as session:
-            claim = runs.claim_next_run(
+            claim = leases.claim_next_run(
                 session=session, worker=self.worker_id, lease_seconds=self.lease_seconds
             )
             if claim is None:
@@ -334,9 +334,9 @@ class Worker:
                  f"{exc} (the worker's log has the traceback)")
         try:
             with self.sessions.begin() as session:
-                if not runs.fail_held(session=session, run_id=run_id, worker=self.worker_id,
+                if not leases.fail_held(session=session, run_id=run_id, worker=self.worker_id,
                                       error=error):  # it ended meanwhile (cancelled)
-                    runs.let_go(session=session, run_id=run_id, worker=self.worker_id)
+                    leases.let_go(session=session, run_id=run_id, worker=self.worker_id)
         except Exception as second:
             self.failed("drive", second, run_id=run_id)
             self._hand_over_pending = True
@@ -372,7 +372,7 @@ class _LeaseKeeper:
         while not self._stop.wait(interval):
             try:
                 with self.worker.sessions.begin() as session:
-                    held = runs.renew_lease(
+                    held = leases.renew_lease(
                         session=session, run_id=self.run_id, worker=self.worker.worker_id,
                         lease_seconds=self.worker.lease_seconds,
                     )

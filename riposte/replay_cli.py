@@ -153,7 +153,7 @@ def _alert_files(path: Path) -> list[Path]:
 
 
 def _stored_alerts(url: str, since: str | None, until: str | None) -> list[NormalizedAlert]:
-    from engine.store.alerts import alerts_between, as_normalized
+    from engine.store.alert_reads import alerts_between, as_normalized
     from engine.store.db import make_engine, make_sessionmaker
 
     with user_errors():

@@ -23,7 +23,7 @@ from api.pagination import IdCursor
 from api.pagination import page as paged
 from api.schemas import AlertOut, AuditEventOut, ChainReportOut, PlaybookOut, ProblemOut
 from engine import audit, conductor
-from engine.store.alerts import get_alert, list_alerts
+from engine.store.alert_reads import get_alert, list_alerts
 from engine.store.runs import list_runs
 
 router = APIRouter(include_in_schema=False)

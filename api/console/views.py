@@ -23,17 +23,15 @@ from engine import audit, conductor
 from engine.render import PlanChange, PlanView, plan_change, plan_view
 from engine.rollback import undo_entries
 from engine.store import workers
-from engine.store.alerts import get_alert, list_alerts
+from engine.store.alert_reads import get_alert, list_alerts
 from engine.store.approvals import (
     PENDING,
     SUPERSEDED,
-    check_decision,
     earlier_request,
     get_request,
     list_requests,
-    remaining_deciders,
-    requests_to_decide,
 )
+from engine.store.deciders import check_decision, remaining_deciders, requests_to_decide
 from engine.store.errors import Conflict, Forbidden
 from engine.store.models import Alert, ApprovalRequest, Run
 from engine.store.runs import get_run, journal, list_runs, run_alert_ids, run_alerts

@@ -18,7 +18,7 @@ from api.problems import AUTHENTICATED, WITH_BODY, problems
 from api.query import STRICT_QUERY
 from api.schemas import AlertIn, AlertList, AlertOut, IngestOut
 from core.logs import bound
-from engine.store.alerts import get_alert, list_alerts
+from engine.store.alert_reads import get_alert, list_alerts
 from engine.store.runs import list_runs
 
 router = APIRouter(tags=["alerts"], dependencies=STRICT_QUERY)

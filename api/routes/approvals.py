@@ -14,7 +14,8 @@ from api.query import STRICT_QUERY
 from api.schemas import ApprovalList, ApprovalOut, ApprovalSummary, DecisionIn
 from core.logs import bound
 from engine.decisions import take_decision
-from engine.store.approvals import PENDING, get_request, list_requests, requests_to_decide
+from engine.store.approvals import PENDING, get_request, list_requests
+from engine.store.deciders import requests_to_decide
 from engine.store.rehearsals import run_modes
 
 log = logging.getLogger("riposte.api")

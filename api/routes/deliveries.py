@@ -18,7 +18,7 @@ from api.pagination import (
 from api.problems import AUTHENTICATED, problems
 from api.query import STRICT_QUERY
 from api.schemas import DeliveryList, DeliveryOut
-from engine.store.alerts import list_deliveries
+from engine.store.alert_reads import list_deliveries
 
 router = APIRouter(tags=["deliveries"], dependencies=STRICT_QUERY)
 

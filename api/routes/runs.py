@@ -24,7 +24,7 @@ from api.schemas.common import Moment
 from core.logs import bound
 from engine.conductor import TRANSITIONS
 from engine.rollback import start_rollback
-from engine.store.alerts import get_alert
+from engine.store.alert_reads import get_alert
 from engine.store.errors import NotFound
 from engine.store.rehearsals import rehearse_run
 from engine.store.runs import (

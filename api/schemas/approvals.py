@@ -15,7 +15,7 @@ from api.schemas.common import (
     ResponseModel,
     Text,
 )
-from engine.store.approvals import Deciders, decisions, remaining_deciders
+from engine.store.deciders import Deciders, decisions, remaining_deciders
 from engine.store.models import ApprovalDecision, ApprovalRequest
 from engine.store.rehearsals import run_modes
 

@@ -9,8 +9,9 @@ from core.settings import Settings
 from engine import plans
 from engine.alerts import template_view
 from engine.slack.blocks import Decided, RequestCard
-from engine.store.alerts import as_normalized, get_alert
-from engine.store.approvals import SUPERSEDED, decisions, get_request
+from engine.store.alert_reads import as_normalized, get_alert
+from engine.store.approvals import SUPERSEDED, get_request
+from engine.store.deciders import decisions
 from engine.store.models import ApprovalRequest, Run
 
 

@@ -42,13 +42,8 @@ from engine.slack.cards import read_card, successor
 from engine.slack.client import SlackChat, SlackFailure
 from engine.slack.notifier import SlackNotifier
 from engine.slack.people import Person, SlackPeople
-from engine.store.approvals import (
-    PENDING,
-    SUPERSEDED,
-    check_decision,
-    get_request,
-    record_refusal,
-)
+from engine.store.approvals import PENDING, SUPERSEDED, get_request
+from engine.store.deciders import check_decision, record_refusal
 from engine.store.errors import Conflict, Forbidden, NotFound
 from engine.store.models import Run
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store import approvals
+from engine.store import deciders
 from engine.store.models import ApprovalRequest
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.integration.engine_helpers import drain, journal, make_alert, queue, run_row, worker
@@ -73,7 +73,7 @@ def _approve_pending(sessions: sessionmaker[Session]) -> ApprovalRequest:
     with sessions.begin() as session:
         query = select(ApprovalRequest).where(ApprovalRequest.status == "pending")
         request = session.execute(query).scalars().one()
-        approvals.decide(session=session, request_id=request.id, actor="alice",
+        deciders.decide(session=session, request_id=request.id, actor="alice",
                          role="responder", decision="approve", reason="confirmed",
                          seen_plan_hash=request.plan_hash)
         return request

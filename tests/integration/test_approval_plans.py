@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from engine.store import approvals
+from engine.store import deciders
 from engine.store.models import ApprovalRequest, AuditEvent
 from engine.store.types import utcnow
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
@@ -78,7 +78,7 @@ def _request(sessions: sessionmaker[Session]) -> ApprovalRequest:
 
 def _approve(sessions: sessionmaker[Session], request: ApprovalRequest) -> None:
     with sessions.begin() as session:
-        approvals.decide(session=session, request_id=request.id, actor="alice",
+        deciders.decide(session=session, request_id=request.id, actor="alice",
                          role="responder", decision="approve", reason="confirmed",
                          seen_plan_hash=request.plan_hash)
 

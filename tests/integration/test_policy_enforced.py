@@ -45,7 +45,7 @@ from actions.policy import least_privilege_policy
 from core.settings import Settings
 from engine.normalize.eventbridge import normalize_eventbridge
 from engine.playbooks import load_all
-from engine.store import approvals
+from engine.store import deciders
 from engine.store.alerts import ingest_delivery
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import ApprovalRequest, StepRecord
@@ -231,7 +231,7 @@ def _play(url: str, patch: pytest.MonkeyPatch, db: Path, template: Path) -> Enfo
             select(ApprovalRequest).where(ApprovalRequest.status == "pending")
         ).scalars().one_or_none()  # none: a step failed before it; the tests say which
         if request is not None:
-            approvals.decide(session=session, request_id=request.id, actor="alice",
+            deciders.decide(session=session, request_id=request.id, actor="alice",
                              role="responder", decision="approve", reason="contain",
                              seen_plan_hash=request.plan_hash)
     drain(w)

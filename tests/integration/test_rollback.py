@@ -7,7 +7,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from engine.rollback import start_rollback
-from engine.store import approvals
+from engine.store import deciders
 from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
@@ -73,10 +73,10 @@ def test_a_rollback_undoes_only_what_the_run_changed_after_approval(
     assert [(c["operation"], c["params"].get("AccessKeyId"), c["params"].get("Status"))
             for c in calls[1:]] == [("UpdateAccessKey", active, "Active")]
     with sessionmaker.begin() as session, pytest.raises(Forbidden, match="started run"):
-        approvals.decide(session=session, request_id=request.id, actor="bob", role="responder",
+        deciders.decide(session=session, request_id=request.id, actor="bob", role="responder",
                          decision="approve", reason="mine", seen_plan_hash=request.plan_hash)
     with sessionmaker.begin() as session:
-        approvals.decide(session=session, request_id=request.id, actor="alice",
+        deciders.decide(session=session, request_id=request.id, actor="alice",
                          role="responder", decision="approve", reason="false positive",
                          seen_plan_hash=request.plan_hash)
     drain(w)

@@ -12,7 +12,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from engine import audit, wakeup
 from engine.playbooks import load_file, text_hash
-from engine.store import approvals, runs
+from engine.store import approvals, deciders, leases, runs
 from engine.store.errors import Conflict, Forbidden
 from engine.store.models import ApprovalRequest, Run
 from engine.store.types import utcnow
@@ -151,7 +151,7 @@ def test_an_approval_parks_the_run_until_approved(sessionmaker: sessionmaker[Ses
     assert request.plan_hash == approvals.plan_hash(request.plan)
     assert [r.step_id for r in journal(sessionmaker, run_id)] == ["look"]
     with sessionmaker.begin() as session:
-        approvals.decide(session=session, request_id=request.id, actor="alice",
+        deciders.decide(session=session, request_id=request.id, actor="alice",
                          role="responder", decision="approve", reason="confirmed with manager")
     drain(w)
     assert run_row(sessionmaker, run_id).status == "succeeded"
@@ -170,7 +170,7 @@ def test_a_rejected_approval_ends_the_run_and_the_step_never_runs(
     with sessionmaker() as session:
         request = session.execute(select(ApprovalRequest)).scalar_one()
     with sessionmaker.begin() as session:
-        approvals.decide(session=session, request_id=request.id, actor="alice",
+        deciders.decide(session=session, request_id=request.id, actor="alice",
                          role="responder", decision="reject", reason="authorised change")
     assert drain(w) == 0
     assert run_row(sessionmaker, run_id).status == "rejected"
@@ -198,11 +198,11 @@ def test_a_run_whose_lease_expired_is_resumed_by_another_worker(
     run_id = queue(sessionmaker, THREE_STEPS, alert=make_alert(principal={"name": "r"}))
     # Worker "dead" claims the run, records the first step, starts the second and vanishes.
     with sessionmaker.begin() as session:
-        claim = runs.claim_next_run(session=session, worker="dead", lease_seconds=0.01)
+        claim = leases.claim_next_run(session=session, worker="dead", lease_seconds=0.01)
         assert claim is not None and not claim.reclaimed
     dead = worker(sessionmaker, "dead")
     with sessionmaker.begin() as session:
-        assert runs.begin_step(session=session, run_id=run_id, step_id="remember",
+        assert leases.begin_step(session=session, run_id=run_id, step_id="remember",
                                action="core.set", worker="dead")
     survivor = worker(sessionmaker, "survivor")
     wait_for(lambda: run_row(sessionmaker, run_id).lease_expires_at < utcnow(), what="expiry")
@@ -223,19 +223,19 @@ def test_a_run_whose_lease_expired_is_resumed_by_another_worker(
 def test_a_worker_that_lost_its_lease_records_nothing(sessionmaker: sessionmaker[Session]) -> None:
     run_id = queue(sessionmaker, THREE_STEPS)
     with sessionmaker.begin() as session:
-        assert runs.claim_next_run(session=session, worker="slow", lease_seconds=0.01)
+        assert leases.claim_next_run(session=session, worker="slow", lease_seconds=0.01)
     with sessionmaker.begin() as session:
-        record_id = runs.begin_step(session=session, run_id=run_id, step_id="remember",
+        record_id = leases.begin_step(session=session, run_id=run_id, step_id="remember",
                                     action="core.set", worker="slow")
         assert record_id is not None
         state = runs.get_run(session, run_id).state
     wait_for(lambda: run_row(sessionmaker, run_id).lease_expires_at < utcnow(), what="expiry")
     with sessionmaker.begin() as session:
-        assert runs.claim_next_run(session=session, worker="fast", lease_seconds=30)
+        assert leases.claim_next_run(session=session, worker="fast", lease_seconds=30)
     from engine.runner import StepOutcome
 
     with sessionmaker.begin() as session:
-        assert runs.finish_step(session=session, run_id=run_id, record_id=record_id,
+        assert leases.finish_step(session=session, run_id=run_id, record_id=record_id,
                                 worker="slow", outcome=StepOutcome(status="succeeded"),
                                 new_state=state) is None
     assert [r.status for r in journal(sessionmaker, run_id)] == ["interrupted"]
@@ -273,7 +273,7 @@ def test_runs_are_claimed_oldest_first(sessionmaker: sessionmaker[Session]) -> N
     first = queue(sessionmaker, THREE_STEPS, alert=make_alert(principal={"name": "x"}))
     second = queue(sessionmaker, THREE_STEPS, alert=make_alert(principal={"name": "x"}))
     with sessionmaker.begin() as session:
-        claim = runs.claim_next_run(session=session, worker="w", lease_seconds=30)
+        claim = leases.claim_next_run(session=session, worker="w", lease_seconds=30)
         assert claim is not None and claim.run.id == first
     with sessionmaker() as session:
         assert session.get(Run, second).status == "queued"  # type: ignore[union-attr]
@@ -290,7 +290,7 @@ def test_cancelling_a_waiting_run_closes_its_approval_request(
         request = session.execute(select(ApprovalRequest)).scalar_one()
     assert request.status == "cancelled"
     with sessionmaker.begin() as session, pytest.raises(Conflict, match="already cancelled"):
-        approvals.decide(session=session, request_id=request.id, actor="bob", role="responder",
+        deciders.decide(session=session, request_id=request.id, actor="bob", role="responder",
                          decision="approve", reason="too late")
     assert run_row(sessionmaker, run_id).status == "cancelled"
 
@@ -307,7 +307,7 @@ def test_a_quorum_needs_that_many_distinct_approvers(sessionmaker: sessionmaker[
 
     def approve(actor: str) -> str:
         with sessionmaker.begin() as session:
-            return approvals.decide(session=session, request_id=request_id, actor=actor,
+            return deciders.decide(session=session, request_id=request_id, actor=actor,
                                     role="responder", decision="approve", reason="ok").status
 
     assert approve("alice") == "pending"

@@ -28,7 +28,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.settings import Settings
 from engine import approval_notices, approved, plans, runner, wakeup
-from engine.store import approvals, runs, workers
+from engine.store import approvals, deciders, leases, runs, workers
 from engine.store.db import make_engine, make_sessionmaker
 from engine.store.models import ApprovalRequest, Run, WorkerHeartbeat
 from engine.store.types import utcnow
@@ -116,7 +116,7 @@ def approve_pending(sessions: sessionmaker[Session]) -> None:
             select(ApprovalRequest.id).where(ApprovalRequest.status == "pending")
         ).scalar_one()
     with sessions.begin() as session:
-        approvals.decide(session=session, request_id=request_id, actor="alice",
+        deciders.decide(session=session, request_id=request_id, actor="alice",
                          role="responder", decision="approve", reason="go")
 
 
@@ -293,7 +293,7 @@ def test_while_the_database_refuses_the_worker_backs_off_and_resumes_by_itself(
     sessionmaker: sessionmaker[Session], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     run_id = queue(sessionmaker, THREE_STEPS)
-    claim = runs.claim_next_run
+    claim = leases.claim_next_run
     refused: list[float] = []
     back_at = time.monotonic() + 2.0
 
@@ -303,7 +303,7 @@ def test_while_the_database_refuses_the_worker_backs_off_and_resumes_by_itself(
             raise OperationalError("SELECT", {}, Exception("connection refused"))
         return claim(**kwargs)
 
-    monkeypatch.setattr(runs, "claim_next_run", database_away)
+    monkeypatch.setattr(leases, "claim_next_run", database_away)
     before = errors_counted("claim")
     w = worker(sessionmaker, settings=fast_settings(), retry_max_seconds=0.5)
     with serving(w) as thread:

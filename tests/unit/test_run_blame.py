@@ -9,7 +9,7 @@ import pytest
 
 from engine import conductor
 from engine.playbooks import parse_playbook
-from engine.store.runs import ending_failure
+from engine.store.leases import ending_failure
 
 PLAYBOOK = parse_playbook("""
 name: blame
