@@ -12,7 +12,9 @@ session in which no PostgreSQL test passed fails.
 
 from __future__ import annotations
 
+import io
 import itertools
+import logging
 import os
 import shutil
 from collections.abc import Iterator
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from sqlalchemy.orm import sessionmaker as SessionMaker
 from sqlalchemy.pool import NullPool
 
+from core.logs import JsonFormatter, SecretsFilter
 from core.settings import get_settings
 from engine.store import migrate
 from engine.store.db import make_engine, make_sessionmaker
@@ -275,3 +278,22 @@ def engine(db_url: str) -> Iterator[Engine]:
 def sessionmaker(engine: Engine) -> SessionMaker[Session]:
     """Return the application's session factory bound to ``engine``."""
     return make_sessionmaker(engine)
+
+
+@pytest.fixture
+def json_log() -> Iterator[io.StringIO]:
+    """Capture the root logger's lines as production writes them (JSON, secrets redacted);
+    read them with ``tests.json_log.lines``."""
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(SecretsFilter())
+    root = logging.getLogger()
+    previous = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        yield stream
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(previous)

@@ -74,15 +74,20 @@ def _moment(value: Any) -> Any:
         if not _DATE_TIME.match(value):
             raise ValueError("must be an ISO 8601 date-time with a zone, e.g. "
                              "2026-03-01T14:05:00Z")
-        # A leap second (:60) is valid RFC 3339; Python's datetime has none: read it as :59.
-        text = value.upper().replace("Z", "+00:00")
-        if text[17:19] == "60":
-            text = text[:17] + "59" + text[19:]
-        try:
-            return datetime.fromisoformat(text)
-        except ValueError as exc:
-            raise ValueError(f"not a date and time: {exc}") from None
+        return _rfc3339(value)
     return value
+
+
+def _rfc3339(text: str) -> datetime:
+    """Read a date-time the pattern has admitted (no zone: the caller's rule decides)."""
+    # A leap second (:60) is valid RFC 3339; Python's datetime has none: read it as :59.
+    text = text.upper().replace("Z", "+00:00")
+    if text[17:19] == "60":
+        text = text[:17] + "59" + text[19:]
+    try:
+        return datetime.fromisoformat(text)
+    except ValueError as exc:
+        raise ValueError(f"not a date and time: {exc}") from None
 
 
 # An alert's event time: RFC 3339 (no offset means UTC), between 1970 and 9000 as
@@ -97,13 +102,7 @@ def event_time_text(value: Any) -> Any:
     if not isinstance(value, str) or not _EVENT_TIME.match(value):
         raise ValueError("must be an ISO 8601 date-time between 1970 and 9000, e.g. "
                          "2026-03-01T14:05:00Z (no offset means UTC)")
-    text = value.upper().replace("Z", "+00:00")
-    if text[17:19] == "60":
-        text = text[:17] + "59" + text[19:]
-    try:
-        return datetime.fromisoformat(text)
-    except ValueError as exc:
-        raise ValueError(f"not a date and time: {exc}") from None
+    return _rfc3339(value)
 
 
 EVENT_TIME_SCHEMA = WithJsonSchema({"type": "string", "format": "date-time",

@@ -4,17 +4,15 @@ refusal is logged (without the credential) and counted by why."""
 from __future__ import annotations
 
 import io
-import json
-import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import pytest
 from prometheus_client import REGISTRY
 
-from core.logs import JsonFormatter, SecretsFilter
+from tests.json_log import lines
 
 if TYPE_CHECKING:
     from fastapi.testclient import TestClient
@@ -25,25 +23,7 @@ NEW_ID = re.compile(r"[0-9a-f]{32}")
 BOGUS_TOKEN = "rip_" + "n0t-a-real-token-but-shaped-like-one"
 
 
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretsFilter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def refused(reason: str) -> float:

@@ -20,31 +20,9 @@ from riposte.cli import app
 from riposte.demo_scenario import Account
 from tests.aws_sandbox import AwsSandbox
 from tests.integration.engine_helpers import make_alert
+from tests.integration.test_cli import EXAMPLE, PLAYBOOKS, SAMPLE_ALERT
 from tests.samples import SAMPLES, load
 
-ROOT = Path(__file__).resolve().parents[2]
-PLAYBOOKS = ROOT / "playbooks"
-EXAMPLE = PLAYBOOKS / "example-triage.yml"
-# The seed scenario as one generic alert: a user terminating a fleet from an unexpected address.
-SAMPLE_ALERT: dict[str, Any] = {
-    "title": "20 EC2 instances terminated by Roboman1 in 5 minutes",
-    "severity": "HIGH",
-    "source": "cloudtrail",
-    "kind": "api-call",
-    "type": "TerminateInstances",
-    "account": "0123456789",
-    "region": "us-east-2",
-    "principal": {
-        "type": "IAMUser",
-        "name": "Roboman1",
-        "arn": "arn:aws:iam::0123456789:user/Development/Roboman1",
-    },
-    "resources": [
-        {"type": "AwsEc2Instance", "id": "i-2oc7w12"},
-        {"type": "AwsEc2Instance", "id": "i-eob7w13"},
-    ],
-    "details": {"sourceIPAddress": "180.163.251.231", "eventTime": "2020-11-06T03:21:39Z"},
-}
 # A playbook that says what it was given: the alert's source, kind and type, and how many.
 ECHO = """\
 name: echo

@@ -7,9 +7,6 @@ on the moto server. The log is read as an operator's collector reads it: JSON li
 from __future__ import annotations
 
 import io
-import json
-import logging
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 from urllib.parse import urlsplit
@@ -19,7 +16,6 @@ from prometheus_client import REGISTRY
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from core.logs import JsonFormatter, SecretsFilter
 from engine import audit
 from engine.decisions import take_decision
 from engine.store import approvals
@@ -27,6 +23,7 @@ from engine.store.models import ApprovalRequest
 from engine.store.types import utcnow
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.integration.engine_helpers import drain, make_alert, queue, run_row, worker
+from tests.json_log import lines
 from tests.live_server import webhook_receiver
 
 BLAME = """
@@ -77,26 +74,7 @@ ALERT = make_alert(
 )
 
 
-@pytest.fixture
-def json_log() -> Iterator[io.StringIO]:
-    """Capture the root logger's lines as production writes them (JSON, secrets redacted)."""
-    stream = io.StringIO()
-    handler = logging.StreamHandler(stream)
-    handler.setFormatter(JsonFormatter())
-    handler.addFilter(SecretsFilter())
-    root = logging.getLogger()
-    previous = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    try:
-        yield stream
-    finally:
-        root.removeHandler(handler)
-        root.setLevel(previous)
 
-
-def lines(stream: io.StringIO) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in stream.getvalue().splitlines()]
 
 
 def events(stream: io.StringIO, event: str, **match: Any) -> list[dict[str, Any]]:
