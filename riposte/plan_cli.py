@@ -19,6 +19,10 @@ if TYPE_CHECKING:
     from engine.rehearsal import RehearsedStep
     from engine.replay import BurstPlan
 
+# An investigation step's output runs to tens of kilobytes: one terminal line of it is noise
+# unless asked for.
+FOLD_CHARS = 300
+
 ALERT_FORMS = (
     "an EventBridge event (or an array of them), an SNS HTTP body, a CloudTrail record or log "
     "file (gzipped too), a Security Hub or GuardDuty finding (or GetFindings output), a "
@@ -37,6 +41,12 @@ def plan(
             show_default=False,
         ),
     ],
+    full: Annotated[
+        bool,
+        typer.Option("--full", help="Print every step's parameters and output whole (by default "
+                     f"a value longer than {FOLD_CHARS} characters is cut; planned AWS calls are "
+                     "always whole)."),
+    ] = False,
 ) -> None:
     """Dry-run a playbook against alert files, without a database; exit 1 if it would fail."""
     from engine.replay import plan_runs, why_not_triggered
@@ -72,7 +82,7 @@ def plan(
         if len(runs) > 1:
             say(f"run {number} of {len(runs)}: started by {starter.title!r}, "
                 f"{len(members)} alert(s)")
-        status = max(status, _rehearse_and_print(loaded, starter, members, settings))
+        status = max(status, _rehearse_and_print(loaded, starter, members, settings, full))
     if status:
         raise typer.Exit(status)
 
@@ -90,7 +100,7 @@ def _say_burst(alerts: list[NormalizedAlert], burst: BurstPlan) -> None:
 
 def _rehearse_and_print(
     loaded: LoadedPlaybook, alert: NormalizedAlert, alerts: list[NormalizedAlert],
-    settings: Settings,
+    settings: Settings, full: bool,
 ) -> int:
     """Rehearse one run, print it step by step, and return its exit status."""
     from engine.rehearsal import rehearse
@@ -99,7 +109,7 @@ def _rehearse_and_print(
     with quiet_actions():  # each step's output is printed below; their log would repeat it
         steps = rehearse(loaded, alert, alerts=alerts, settings=settings)
     for number, step in enumerate(steps, 1):
-        _print_rehearsed(number, step)
+        _print_rehearsed(number, step, full)
     reached = {s.id for s in steps}
     skipped_over = [s.id for s in loaded.spec.steps if s.id not in reached]
     if skipped_over:
@@ -153,7 +163,7 @@ def alerts_argument(paths: list[Path]) -> list[NormalizedAlert]:
     return in_time_order(alerts)
 
 
-def _print_rehearsed(number: int, step: RehearsedStep) -> None:
+def _print_rehearsed(number: int, step: RehearsedStep, full: bool) -> None:
     from engine.replay import planned_calls
 
     verdict = {"succeeded": "would run", "skipped": "skipped (when is false)"}.get(
@@ -163,7 +173,7 @@ def _print_rehearsed(number: int, step: RehearsedStep) -> None:
     if step.approval:
         say(f"   {step.approval}")
     if step.params is not None:
-        say(f"   params: {_compact(step.params)}")
+        say(f"   params: {_folded(step.params, full)}")
     planned = planned_calls(step.output, volatile=True)
     if planned is not None:
         say("   planned calls:" if planned else "   planned calls: none")
@@ -172,7 +182,7 @@ def _print_rehearsed(number: int, step: RehearsedStep) -> None:
             say(f"     {call['service']}.{call['operation']}({_compact(call['params'])})"
                 f"{target}")
     elif step.output is not None:
-        say(f"   output: {_compact(step.output)}")
+        say(f"   output: {_folded(step.output, full)}")
     for source, why in _unread_sources(step.output).items():
         say(f"   not read: {source} ({why}); answers drawn from this step may be incomplete")
     if step.error:
@@ -197,3 +207,10 @@ def _unread_sources(output: Any) -> dict[str, str]:
 
 def _compact(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def _folded(value: Any, full: bool) -> str:
+    text = _compact(value)
+    if full or len(text) <= FOLD_CHARS:
+        return text
+    return f"{text[:FOLD_CHARS]}… ({len(text)} characters; --full prints it whole)"

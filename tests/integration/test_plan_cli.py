@@ -192,6 +192,20 @@ def test_plan_says_a_burst_is_still_short_of_its_threshold(tmp_path: Path) -> No
 # Rehearsal (moved from test_cli.py)
 
 
+def test_plan_cuts_a_long_value_unless_asked_for_it_whole(tmp_path: Path, alert_file: Path) -> None:
+    message = "the whole story " * 40  # 640 characters
+    book = write(tmp_path / "long.yml", "name: long\nsteps:\n  - id: tell\n    action: core.log\n"
+                 f"    with: {{message: {message.strip()!r}}}\n")
+
+    cut = riposte("plan", str(book), str(alert_file))
+    whole = riposte("plan", str(book), str(alert_file), "--full")
+
+    [params] = [line for line in cut.stdout.splitlines() if line.startswith("   params: ")]
+    assert params.endswith("characters; --full prints it whole)") and len(params) < 400, params
+    [params] = [line for line in whole.stdout.splitlines() if line.startswith("   params: ")]
+    assert json.loads(params.removeprefix("   params: "))["message"] == message.strip()
+
+
 def test_plan_rehearses_every_step_and_shows_the_approval_it_would_ask(alert_file: Path) -> None:
     result = riposte("plan", str(EXAMPLE), str(alert_file))
     assert result.exit_code == 0, result.output
@@ -329,7 +343,7 @@ def test_plan_reads_the_history_from_the_sources_it_can_and_says_which_it_could_
     }
     book = str(PLAYBOOKS / "mass-instance-termination.yml")
 
-    result = riposte("plan", book, str(alert),
+    result = riposte("plan", book, str(alert), "--full",
                      RIPOSTE_CLOUDTRAIL_SOURCES='["s3", "ingested"]', **settings)
 
     out = result.stdout
