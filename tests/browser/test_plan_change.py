@@ -14,20 +14,7 @@ from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.browser.conftest import Api
 from tests.browser.console_browser import ConsoleBrowser
 from tests.e2e.conftest import Tokens
-
-REVOKE = """\
-name: revoke-keys
-trigger:
-  source: [generic]
-  kind: [keys]
-steps:
-  - id: revoke
-    action: aws.iam.revoke_access_keys
-    with:
-      user: "{{ alert.principal.name }}"
-    approval:
-      reason: the user's keys leaked
-"""
+from tests.e2e.test_console_approvals import REVOKE
 
 
 @pytest.fixture

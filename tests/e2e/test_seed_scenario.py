@@ -30,7 +30,6 @@ from riposte.cli import app
 from riposte.demo_aws import LocalAws
 from riposte.demo_scenario import (
     ACCOUNT,
-    ATTACKER_IP,
     REGION,
     USER,
     Account,
@@ -40,6 +39,7 @@ from riposte.demo_scenario import (
 )
 from riposte.demo_scenario import SETTINGS as SCENARIO_SETTINGS
 from tests.aws_sandbox import AwsSandbox
+from tests.replay.record import guardduty_finding as recorded_finding
 
 if TYPE_CHECKING:
     from tests.e2e.conftest import Tokens
@@ -356,37 +356,14 @@ def test_terminations_matching_the_principals_week_are_noted_lower_and_not_conta
 
 
 def guardduty_finding(access_key_id: str) -> dict[str, Any]:
-    """A "GuardDuty Finding" event: Roboman1's key calling S3 from the seed's address."""
-    now = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    """A "GuardDuty Finding" event: Roboman1's key calling S3 from the seed's address, now,
+    with fresh ids (the replay corpus records the same finding with fixed ones)."""
+    event = recorded_finding(access_key_id, datetime.now(UTC))
     finding_id = uuid.uuid4().hex
-    return {
-        "version": "0", "id": str(uuid.uuid4()), "detail-type": "GuardDuty Finding",
-        "source": "aws.guardduty", "account": ACCOUNT, "time": now, "region": REGION,
-        "resources": [],
-        "detail": {
-            "schemaVersion": "2.0", "accountId": ACCOUNT, "region": REGION, "id": finding_id,
-            "arn": f"arn:aws:guardduty:{REGION}:{ACCOUNT}:detector/d1/finding/{finding_id}",
-            "type": "UnauthorizedAccess:IAMUser/MaliciousIPCaller.Custom", "severity": 8,
-            "createdAt": now, "updatedAt": now,
-            "title": "API ListBuckets was invoked from an IP address on a custom threat list.",
-            "resource": {
-                "resourceType": "AccessKey",
-                "accessKeyDetails": {"accessKeyId": access_key_id, "userName": USER,
-                                     "userType": "IAMUser"},
-            },
-            "service": {
-                "action": {
-                    "actionType": "AWS_API_CALL",
-                    "awsApiCallAction": {
-                        "api": "ListBuckets", "serviceName": "s3.amazonaws.com",
-                        "callerType": "Remote IP",
-                        "remoteIpDetails": {"ipAddressV4": ATTACKER_IP},
-                    },
-                },
-                "eventFirstSeen": now, "eventLastSeen": now, "count": 3,
-            },
-        },
-    }
+    detail = event["detail"]
+    detail["id"] = finding_id
+    detail["arn"] = detail["arn"].rsplit("/", 1)[0] + f"/{finding_id}"
+    return {**event, "id": str(uuid.uuid4())}
 
 
 def test_a_guardduty_finding_on_a_key_revokes_the_key_and_its_sessions_once_approved(

@@ -27,6 +27,7 @@ from engine.store.db import make_engine, make_sessionmaker
 from engine.store.tokens import create_token
 from tests.aws_sandbox import OWN_ACCOUNT, AwsSandbox
 from tests.e2e.test_runs_investigation import ACCOUNTS, ALERT, INVESTIGATE, OWNER
+from tests.integration.test_rollback import CONTAIN
 from tests.live_server import serving, webhook_receiver
 
 WAIT_SECONDS = 20.0
@@ -264,20 +265,6 @@ def test_a_run_that_changed_nothing_is_not_rolled_back(live: Live) -> None:
     assert [run["id"] for run in json.loads(live.runs("list", "--json").stdout)["runs"]] == [
         run_id]
 
-
-CONTAIN = """
-name: contain
-steps:
-  - id: revoke
-    action: aws.iam.revoke_access_keys
-    with:
-      user: mallory
-  - id: tell
-    action: notify.webhook
-    with:
-      url: "{url}"
-      text: keys revoked
-"""
 
 
 @pytest.fixture
